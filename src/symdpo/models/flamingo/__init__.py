@@ -1,0 +1,1 @@
+"""Flamingo: an OpenFlamingo-compatible interleaved image-text model on current transformers."""

@@ -1,0 +1,143 @@
+"""Build a Flamingo from a `FlamingoConfig`: pretrained or config-only LM and CLIP, tokenizer, special tokens."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, CLIPVisionConfig, CLIPVisionModel
+
+from symdpo.models.flamingo.lmm import END_OF_CHUNK, IMAGE_TOKEN, FlamingoLMM, add_flamingo_tokens
+from symdpo.models.flamingo.model import Flamingo
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class FlamingoConfig(BaseModel):
+    """Everything needed to rebuild a Flamingo's architecture (weights come separately)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A transformers model id / local dir, or a config dict (with "model_type") for random weights.
+    lm: str | dict[str, Any]
+    # "mosaicgpt": the MosaicGPT remote-code checkpoints of OpenFlamingo-3B, converted to native MPT.
+    lm_format: Literal["hf", "mosaicgpt", "gguf"] = "hf"
+    lm_gguf_file: str | None = None
+    tokenizer: str | None = None  # defaults to ``lm`` when that is a path; "tiny" trains one on the fly
+    vision: str | dict[str, Any] = "openai/clip-vit-large-patch14"
+    cross_attn_every_n_layers: int = 1
+    perceiver_depth: int = 6
+    perceiver_heads: int = 8
+    perceiver_dim_head: int = 64
+    num_latents: int = 64
+    perceiver_ff_mult: int = 4
+    xattn_heads: int = 8
+    xattn_dim_head: int = 64
+    xattn_ff_mult: int = 4
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    seed: int = 0  # for the randomly initialised parts
+
+
+def load_tokenizer(cfg: FlamingoConfig):
+    """Return the config's tokenizer with OpenFlamingo's special tokens added."""
+    name = cfg.tokenizer or (cfg.lm if isinstance(cfg.lm, str) else None)
+    if name == "tiny":
+        from symdpo.models.tokenizers import train_tiny_tokenizer
+
+        tok = train_tiny_tokenizer()
+    elif name is None:
+        raise ValueError("FlamingoConfig.tokenizer is required when the LM is given as a config dict")
+    elif cfg.lm_format == "gguf" and name == cfg.lm:
+        tok = AutoTokenizer.from_pretrained(name, gguf_file=cfg.lm_gguf_file)
+    else:
+        tok = AutoTokenizer.from_pretrained(name)
+    add_flamingo_tokens(tok)
+    return tok
+
+
+def load_lm(cfg: FlamingoConfig):
+    """Return the causal LM: pretrained weights, or random weights from a config dict."""
+    dtype = DTYPES[cfg.dtype]
+    if isinstance(cfg.lm, dict):
+        spec = dict(cfg.lm)
+        lm_cfg = AutoConfig.for_model(spec.pop("model_type"), **spec)
+        lm_cfg._attn_implementation = "sdpa" if _supports_sdpa(lm_cfg) else "eager"
+        return AutoModelForCausalLM.from_config(lm_cfg, dtype=dtype)
+    if cfg.lm_format == "mosaicgpt":
+        from symdpo.models.flamingo.mpt_convert import load_mosaic_as_mpt
+
+        return load_mosaic_as_mpt(_local_dir(cfg.lm)).to(dtype)
+    if cfg.lm_format == "gguf":
+        return AutoModelForCausalLM.from_pretrained(cfg.lm, gguf_file=cfg.lm_gguf_file, dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(cfg.lm, dtype=dtype)
+
+
+def load_vision(cfg: FlamingoConfig) -> CLIPVisionModel:
+    """Return the CLIP vision tower, frozen."""
+    if isinstance(cfg.vision, dict):
+        vision = CLIPVisionModel(CLIPVisionConfig(**cfg.vision))
+    else:
+        vision = CLIPVisionModel.from_pretrained(cfg.vision)
+    return vision.to(DTYPES[cfg.dtype]).requires_grad_(False).eval()
+
+
+def build_flamingo(cfg: FlamingoConfig) -> FlamingoLMM:
+    """Return a FlamingoLMM with pretrained/random backbones and freshly initialised Flamingo layers."""
+    tok = load_tokenizer(cfg)
+    lm = load_lm(cfg)
+    vision = load_vision(cfg)
+    # OpenFlamingo resizes to len(tokenizer): the released checkpoints' embedding matrices have that many rows
+    lm.resize_token_embeddings(len(tok), mean_resizing=False)
+    torch.manual_seed(cfg.seed)
+    model = Flamingo(
+        vision, lm,
+        media_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN),
+        eoc_token_id=tok.convert_tokens_to_ids(END_OF_CHUNK),
+        cross_attn_every_n_layers=cfg.cross_attn_every_n_layers,
+        perceiver_depth=cfg.perceiver_depth, perceiver_heads=cfg.perceiver_heads,
+        perceiver_dim_head=cfg.perceiver_dim_head, num_latents=cfg.num_latents,
+        perceiver_ff_mult=cfg.perceiver_ff_mult, xattn_heads=cfg.xattn_heads,
+        xattn_dim_head=cfg.xattn_dim_head, xattn_ff_mult=cfg.xattn_ff_mult,
+    )
+    model.perceiver.to(DTYPES[cfg.dtype])
+    model.xattn.to(DTYPES[cfg.dtype])
+    return FlamingoLMM(model, tok, config=cfg, image_size=vision.config.image_size)
+
+
+def set_openflamingo_trainable(model: Flamingo, *, train_embeddings: bool = True) -> list[torch.nn.Parameter]:
+    """Freeze all but OpenFlamingo's trainable set; return the trainable parameters.
+
+    Trainable: perceiver, gated cross-attention and (``train_embeddings``) the LM input embeddings, of which
+    only the rows of the tokens OpenFlamingo added should change: the training recipe masks the others'
+    gradients (`new_token_rows`).
+    """
+    model.requires_grad_(False)
+    model.perceiver.requires_grad_(True)
+    model.xattn.requires_grad_(True)
+    if train_embeddings:
+        model.lm.get_input_embeddings().requires_grad_(True)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def new_token_rows(tokenizer) -> list[int]:
+    """Return the embedding rows of the tokens Flamingo added (``<|endofchunk|>``, ``<image>``, ``<PAD>``)."""
+    names = [END_OF_CHUNK, IMAGE_TOKEN] + (["<PAD>"] if tokenizer.pad_token == "<PAD>" else [])
+    return [tokenizer.convert_tokens_to_ids(n) for n in names]
+
+
+def _supports_sdpa(lm_cfg) -> bool:
+    from transformers import AutoModelForCausalLM as Auto
+
+    cls = Auto._model_mapping[type(lm_cfg)]
+    return bool(getattr(cls, "_supports_sdpa", False))
+
+
+def _local_dir(name: str) -> str:
+    import os
+
+    if os.path.isdir(name):
+        return name
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(name)
