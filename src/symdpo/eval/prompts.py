@@ -1,0 +1,96 @@
+"""Prompt templates and context rendering, as in OpenFlamingo's evaluation (open_flamingo/eval/evaluate.py).
+
+The reference builds a context as ``"".join(demo_prompt + "\\n" for demo in demos) + query_prompt``; in the
+0-shot case it uses two demonstrations and removes every ``<image>`` from the demonstration text (so the
+demos are text-only and carry no image), while the query keeps its image. Prompts come from
+``open_flamingo/eval/models/open_flamingo.py`` (``get_vqa_prompt``, ``get_caption_prompt``).
+
+A ``PromptTemplate`` can be replaced per model family (e.g. an HF-native chat model's own image marker).
+Formats use ``{image}`` for the image marker and ``{end}`` for the end-of-chunk text, plus task fields
+(``question``, ``answer``, ``caption``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only for annotations: importing the interface pulls in torch
+    from symdpo.models.interface import Context
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """How one demonstration and the query are written, and what marks an image and ends a chunk."""
+
+    demo: str
+    query: str
+    image_marker: str = "<image>"
+    end_of_chunk: str = "<|endofchunk|>"
+    separator: str = "\n"  # written after every demonstration
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    """One demonstration or query: its image (any object, or None) and the fields its format needs."""
+
+    image: Any
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+VQA_TEMPLATE = PromptTemplate(
+    demo="{image}Question:{question} Short answer:{answer}{end}",
+    query="{image}Question:{question} Short answer:",
+)
+CAPTION_TEMPLATE = PromptTemplate(demo="{image}Output:{caption}{end}", query="{image}Output:")
+
+# Following Flamingo, OpenFlamingo's 0-shot evaluation still shows this many text-only demonstrations.
+ZERO_SHOT_TEXT_DEMOS = 2
+
+
+def effective_num_shots(num_shots: int, *, text_only_zero_shot: bool = True) -> int:
+    """Return how many demonstrations to sample: ``num_shots``, or 2 for OpenFlamingo-style 0-shot."""
+    if num_shots < 0:
+        raise ValueError(f"num_shots must be >= 0, got {num_shots}")
+    return ZERO_SHOT_TEXT_DEMOS if num_shots == 0 and text_only_zero_shot else num_shots
+
+
+def _format(fmt: str, template: PromptTemplate, item: PromptItem) -> str:
+    """Return ``fmt`` filled with the item's fields and the template's markers, naming a missing field."""
+    try:
+        return fmt.format(image=template.image_marker, end=template.end_of_chunk, **item.fields)
+    except KeyError as err:
+        raise KeyError(f"prompt format {fmt!r} needs field {err.args[0]!r}; item has {sorted(item.fields)}") from None
+
+
+def render_context(
+    template: PromptTemplate,
+    demos: Sequence[PromptItem],
+    query: PromptItem,
+    *,
+    text_only_demos: bool = False,
+) -> tuple[str, list[Any]]:
+    """Return the prompt text and its images in marker order; ``text_only_demos`` gives the 0-shot form."""
+    context = "".join(_format(template.demo, template, d) + template.separator for d in demos)
+    images = [] if text_only_demos else [d.image for d in demos]
+    if text_only_demos:
+        # As the reference: a plain replace over the whole demonstration text.
+        context = context.replace(template.image_marker, "")
+    text = context + _format(template.query, template, query)
+    images.append(query.image)
+    return text, images
+
+
+def to_interleaved(text: str, images: Sequence[Any], image_marker: str = "<image>") -> Context:
+    """Return the model-interface context: ``text`` split at each marker, images between, empty text dropped."""
+    pieces = text.split(image_marker)
+    if len(pieces) - 1 != len(images):
+        raise ValueError(f"prompt has {len(pieces) - 1} {image_marker!r} markers but {len(images)} images were given")
+    out: Context = []
+    for i, piece in enumerate(pieces):
+        if piece:
+            out.append(piece)
+        if i < len(images):
+            out.append(images[i])
+    return out

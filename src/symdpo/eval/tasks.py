@@ -1,0 +1,211 @@
+"""The task registry: a task is data + prompt + post-processing + metric + decoding parameters.
+
+A dict and a decorator, as lm-evaluation-harness does it (``lm_eval/api/registry.py``): adding a benchmark is
+one decorated factory. The protocol values follow OpenFlamingo's evaluation (REFERENCE.md §2): demonstrations
+show the *first* caption / the *first* annotator answer, beam search with 3 beams and length_penalty 0.0,
+max new tokens 20 (captions), 5 (VQA), 10 (TextVQA).
+
+Data comes from the readers in ``symdpo.data.sources``. They are imported inside the loaders so this module
+imports (and the registry can be listed) before or without them. Assumed reader entry point:
+``symdpo.data.sources.<name>.read(split=..., **paths)`` returning ``VQAExample`` / ``CaptionExample`` records.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from symdpo.eval.metrics.cider import compute_cider
+from symdpo.eval.metrics.vqa_accuracy import mean_vqa_accuracy, normalize_answer
+from symdpo.eval.postprocess import postprocess_caption, postprocess_okvqa, postprocess_vqa
+from symdpo.eval.prompts import CAPTION_TEMPLATE, VQA_TEMPLATE, PromptItem, PromptTemplate
+
+Record = Any  # a symdpo.data.sources.types record (VQAExample, CaptionExample) or a symbol-probe item
+Metric = Callable[[Mapping[str, str], Sequence[Record]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding parameters passed to ``InterleavedModel.generate``."""
+
+    max_new_tokens: int
+    num_beams: int = 3
+    length_penalty: float = 0.0
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything needed to evaluate one benchmark, each part in one place."""
+
+    name: str
+    kind: Literal["caption", "vqa", "symbol_icl"]
+    load: Callable[[Mapping[str, Any], str], Sequence[Record]]  # (paths config, split) -> records
+    template: PromptTemplate
+    postprocess: Callable[[str], str]
+    metric: Metric  # (predictions by record id, records) -> {"score": ..., ...}
+    generation: GenerationParams
+    eval_split: str
+    demo_split: str = "train"
+    demos_in_record: bool = False  # symbol probes carry their own demonstrations
+
+    def prompt_item(self, record: Record, *, demo: bool) -> PromptItem:
+        """Return the prompt fields of ``record`` as a demonstration (with its answer) or as the query."""
+        if self.kind == "caption":
+            # The reference shows the first caption, stripped (evaluate.py: x["caption"].strip()).
+            return PromptItem(record.image, {"caption": record.captions[0].strip()} if demo else {})
+        fields = {"question": record.question}
+        if demo:
+            fields["answer"] = record.answers[0]  # first annotator answer, as the reference
+        return PromptItem(record.image, fields)
+
+
+TASKS: dict[str, Callable[[], Task]] = {}
+
+
+def register_task(name: str) -> Callable[[Callable[[], Task]], Callable[[], Task]]:
+    """Return a decorator that registers a task factory under ``name`` (a name can be taken only once)."""
+
+    def decorate(factory: Callable[[], Task]) -> Callable[[], Task]:
+        if name in TASKS:
+            raise ValueError(f"task {name!r} is already registered")
+        TASKS[name] = factory
+        return factory
+
+    return decorate
+
+
+def get_task(name: str) -> Task:
+    """Return the task registered as ``name``; an unknown name raises KeyError listing the known ones."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]()
+
+
+def list_tasks() -> list[str]:
+    """Return the registered task names, sorted."""
+    return sorted(TASKS)
+
+
+# --- data loaders -------------------------------------------------------------------------------------------
+
+
+def source_loader(source: str) -> Callable[[Mapping[str, Any], str], Sequence[Record]]:
+    """Return a loader that reads ``split`` with the reader ``symdpo.data.sources.<source>``, imported lazily."""
+
+    def load(paths: Mapping[str, Any], split: str) -> Sequence[Record]:
+        try:
+            module = importlib.import_module(f"symdpo.data.sources.{source}")
+        except ModuleNotFoundError as err:
+            raise RuntimeError(f"the data reader symdpo.data.sources.{source} is not available: {err}") from err
+        return module.read(split=split, **paths)
+
+    return load
+
+
+def symbol_probe_loader(paths: Mapping[str, Any], split: str) -> Sequence[Record]:
+    """Return symbol-ICL probe items built from a VQA split with the SymDPO builder (imported lazily)."""
+    from symdpo.data import symbols
+
+    return symbols.build_probes(split=split, **paths)
+
+
+# --- metrics ------------------------------------------------------------------------------------------------
+
+
+def _predictions_for(predictions: Mapping[str, str], records: Sequence[Record]) -> list[str]:
+    """Return the prediction of each record in order; records without one raise KeyError naming a few."""
+    missing = [r.id for r in records if r.id not in predictions]
+    if missing:
+        raise KeyError(f"{len(missing)} records have no prediction, e.g. {missing[:3]}")
+    return [predictions[r.id] for r in records]
+
+
+def vqa_metric(predictions: Mapping[str, str], records: Sequence[Record]) -> dict[str, Any]:
+    """Return {"score": VQA accuracy in percent} over records with annotator answers."""
+    empty = [r.id for r in records if not r.answers]
+    if empty:
+        raise ValueError(f"{len(empty)} annotations have no answers, e.g. {empty[:3]}")
+    preds = _predictions_for(predictions, records)
+    return {"score": mean_vqa_accuracy(preds, [r.answers for r in records]), "metric": "vqa_accuracy"}
+
+
+def single_answer_metric(predictions: Mapping[str, str], records: Sequence[Record]) -> dict[str, Any]:
+    """Return {"score": VQA accuracy in percent} with each record's one answer given by all ten annotators."""
+    preds = _predictions_for(predictions, records)
+    return {"score": mean_vqa_accuracy(preds, [[r.answer] * 10 for r in records]), "metric": "vqa_accuracy"}
+
+
+def cider_metric(predictions: Mapping[str, str], records: Sequence[Record]) -> dict[str, Any]:
+    """Return {"score": CIDEr-D x 100, "tokenizer": "ptb" | "python"} against all reference captions."""
+    preds = _predictions_for(predictions, records)
+    result = compute_cider(dict(zip([r.id for r in records], preds, strict=True)), {r.id: r.captions for r in records})
+    return {"score": result.percent, "metric": "cider", "tokenizer": result.tokenizer}
+
+
+def symbol_accuracy_metric(predictions: Mapping[str, str], records: Sequence[Record]) -> dict[str, Any]:
+    """Return {"score": percent of items whose normalised prediction is the correct symbol}."""
+    preds = _predictions_for(predictions, records)
+    hits = sum(normalize_answer(p) == normalize_answer(r.answer) for p, r in zip(preds, records, strict=True))
+    return {"score": 100.0 * hits / len(records), "metric": "symbol_accuracy"}
+
+
+# --- the tasks ----------------------------------------------------------------------------------------------
+
+
+def _caption_task(name: str) -> Task:
+    """Return a Karpathy-test captioning task scored with CIDEr."""
+    return Task(name, "caption", source_loader(name), CAPTION_TEMPLATE, postprocess_caption, cider_metric,
+                GenerationParams(max_new_tokens=20), eval_split="test")  # fmt: skip
+
+
+def _vqa_task(name: str, *, max_new_tokens: int = 5, postprocess=postprocess_vqa, metric=vqa_metric,
+              eval_split: str = "val") -> Task:  # fmt: skip
+    """Return a VQA task (validation split, VQA accuracy unless told otherwise)."""
+    return Task(name, "vqa", source_loader(name), VQA_TEMPLATE, postprocess, metric,
+                GenerationParams(max_new_tokens=max_new_tokens), eval_split=eval_split)  # fmt: skip
+
+
+@register_task("coco")
+def coco() -> Task:
+    """Return COCO captioning (Karpathy test, CIDEr)."""
+    return _caption_task("coco")
+
+
+@register_task("flickr30k")
+def flickr30k() -> Task:
+    """Return Flickr30K captioning (Karpathy test, CIDEr)."""
+    return _caption_task("flickr30k")
+
+
+@register_task("vqav2")
+def vqav2() -> Task:
+    """Return VQAv2 (val, VQA accuracy)."""
+    return _vqa_task("vqav2")
+
+
+@register_task("okvqa")
+def okvqa() -> Task:
+    """Return OK-VQA (val, VQA accuracy on stemmed predictions)."""
+    return _vqa_task("okvqa", postprocess=postprocess_okvqa)
+
+
+@register_task("textvqa")
+def textvqa() -> Task:
+    """Return TextVQA (val, VQA accuracy, up to 10 new tokens)."""
+    return _vqa_task("textvqa", max_new_tokens=10)
+
+
+@register_task("easyvqa")
+def easyvqa() -> Task:
+    """Return easy-VQA (test, VQA accuracy with the single answer repeated ten times)."""
+    return _vqa_task("easyvqa", metric=single_answer_metric, eval_split="test")
+
+
+@register_task("symbol_icl")
+def symbol_icl() -> Task:
+    """Return the symbol-ICL probe: pick the symbol of the query's answer from demonstrations built on VQA val."""
+    return Task("symbol_icl", "symbol_icl", symbol_probe_loader, VQA_TEMPLATE, postprocess_vqa,
+                symbol_accuracy_metric, GenerationParams(max_new_tokens=5), eval_split="val",
+                demos_in_record=True)  # fmt: skip

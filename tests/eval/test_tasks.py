@@ -1,0 +1,85 @@
+"""Task registry: names, protocol values (OpenFlamingo evaluate.py), prompt fields, metrics, lazy loaders."""
+
+from __future__ import annotations
+
+import sys
+import types
+from types import SimpleNamespace as NS
+
+import pytest
+
+from symdpo.eval.prompts import render_context
+from symdpo.eval.tasks import (
+    Task,
+    get_task,
+    list_tasks,
+    register_task,
+    source_loader,
+)
+
+
+def test_registered_tasks_and_decoding() -> None:
+    assert {"coco", "flickr30k", "vqav2", "okvqa", "textvqa", "easyvqa", "symbol_icl"} <= set(list_tasks())
+    # open_flamingo/eval/evaluate.py: captions 20, VQA 5, TextVQA 10 new tokens; 3 beams; length_penalty 0.0
+    expected = {"coco": 20, "flickr30k": 20, "vqav2": 5, "okvqa": 5, "textvqa": 10, "easyvqa": 5}
+    for name, max_new in expected.items():
+        task = get_task(name)
+        assert isinstance(task, Task) and task.name == name
+        assert (task.generation.max_new_tokens, task.generation.num_beams, task.generation.length_penalty) == (
+            max_new, 3, 0.0)
+    assert get_task("coco").eval_split == "test" and get_task("vqav2").eval_split == "val"
+    assert get_task("okvqa").postprocess("dogs, Question:") == "dog"
+    assert get_task("symbol_icl").demos_in_record
+
+
+def test_unknown_task_lists_known_ones() -> None:
+    with pytest.raises(KeyError, match=r"unknown task 'vqa3'; known tasks: coco, easyvqa, flickr30k"):
+        get_task("vqa3")
+
+
+def test_register_twice_is_an_error() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_task("coco")(lambda: get_task("coco"))
+
+
+def test_prompt_items_use_first_caption_and_first_answer() -> None:
+    cap = get_task("coco")
+    demo = NS(id="1", image="a.jpg", captions=("  A cat on a mat. \n", "Another caption."))
+    query = NS(id="2", image="b.jpg", captions=("x",))
+    text, images = render_context(cap.template, [cap.prompt_item(demo, demo=True)], cap.prompt_item(query, demo=False))
+    assert text == "<image>Output:A cat on a mat.<|endofchunk|>\n<image>Output:"
+    assert images == ["a.jpg", "b.jpg"]
+
+    vqa = get_task("vqav2")
+    demo = NS(id="3", image="c.jpg", question="How many?", answers=("two", "2", "2"), answer="2")
+    item = vqa.prompt_item(demo, demo=True)
+    assert dict(item.fields) == {"question": "How many?", "answer": "two"}
+    assert dict(vqa.prompt_item(demo, demo=False).fields) == {"question": "How many?"}
+
+
+def test_metrics() -> None:
+    recs = [NS(id="a", answers=("yes",) * 10, answer="yes"), NS(id="b", answers=("2",) * 3 + ("3",) * 7, answer="3")]
+    out = get_task("vqav2").metric({"a": "Yes", "b": "two"}, recs)
+    assert out["score"] == pytest.approx(100 * (1.0 + 0.9) / 2)
+    easy = [NS(id="a", answer="circle", answers=("circle",)), NS(id="b", answer="red", answers=("red",))]
+    assert get_task("easyvqa").metric({"a": "circle", "b": "blue"}, easy)["score"] == pytest.approx(50.0)
+    with pytest.raises(KeyError, match="no prediction"):
+        get_task("vqav2").metric({"a": "yes"}, recs)
+    with pytest.raises(ValueError, match="no answers"):
+        get_task("vqav2").metric({"a": "yes"}, [NS(id="a", answers=())])
+    caps = [NS(id=str(i), captions=(c, c + " today")) for i, c in enumerate(["a dog runs", "a red car", "two cats"])]
+    out = get_task("coco").metric({"0": "a dog runs", "1": "a red car", "2": "a cat"}, caps)
+    assert out["tokenizer"] in ("ptb", "python") and out["score"] > 0
+    probes = [NS(id="p", answer="rhondda"), NS(id="q", answer="odwyer")]
+    assert get_task("symbol_icl").metric({"p": "Rhondda", "q": "rhondda"}, probes)["score"] == 50.0
+
+
+def test_loader_imports_reader_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    fake = types.ModuleType("symdpo.data.sources._fake_reader")
+    fake.read = lambda **kw: calls.append(kw) or ["record"]
+    monkeypatch.setitem(sys.modules, "symdpo.data.sources._fake_reader", fake)
+    assert source_loader("_fake_reader")({"root": "/data"}, "val") == ["record"]
+    assert calls == [{"split": "val", "root": "/data"}]
+    with pytest.raises(RuntimeError, match="symdpo.data.sources.no_such_reader is not available"):
+        source_loader("no_such_reader")({}, "val")
