@@ -1,0 +1,1 @@
+"""Models: the interleaved-model protocol, Flamingo, presets."""
