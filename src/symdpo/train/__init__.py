@@ -1,0 +1,1 @@
+"""Training: losses, recipes (SFT, DPO) and checkpointing."""
