@@ -35,7 +35,8 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code from a download
     except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+        # torch's own message is long and suggests weights_only=False, which we never do for a download
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupted or another format: {type(e).__name__})") from None
     if isinstance(obj, dict) and "model_state_dict" in obj:
         obj = obj["model_state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -106,7 +107,8 @@ def load_openflamingo_checkpoint(model: Flamingo, path: str | Path, *, lm_format
     if problems:
         raise CheckpointError(f"{path} does not fit this model (is it for another architecture?): " + "; ".join(problems))
     model.load_state_dict(mapped, strict=False)
-    return sorted(k for k in ours if k.startswith("lm.") and k not in mapped)
+    loaded = {ours[k].data_ptr() for k in mapped}  # tied weights (lm_head = embeddings) count as loaded
+    return sorted(k for k, v in ours.items() if k.startswith("lm.") and k not in mapped and v.data_ptr() not in loaded)
 
 
 def _lm_key_renamer(lm_format: str):

@@ -135,6 +135,54 @@ class FlamingoLMM:
         )
         return sequence_logps(out.logits, batch.input_ids.to(dev), batch.answer_mask.to(dev))
 
+    def pair_logps(
+        self, contexts: list[Context], chosen: list[str], rejected: list[str], *, shared_prefix: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return summed log-probs of chosen and rejected answers (B,) each, and their token counts (B,) each.
+
+        With ``shared_prefix`` the context (images included) is run once, and both answers continue from its
+        KV cache, so gradients flow through the shared context once; otherwise each answer is scored on its
+        own copy of the context (the naive concatenation). Both give the same values and gradients.
+        """
+        if not shared_prefix or self.model.gradient_checkpointing:
+            # transformers turns the KV cache off under gradient checkpointing, so branching needs it off
+            logps, counts = self.answer_logps(contexts + contexts, chosen + rejected)
+            b = len(contexts)
+            return logps[:b], logps[b:], counts[:b], counts[b:]
+        from transformers import DynamicCache
+
+        dev = self.device
+        batch = self.tokenize(contexts)
+        ctx_ids, ctx_mask = batch.input_ids.to(dev), batch.attention_mask.to(dev)
+        num_images = batch.num_images.to(dev)
+        media = self.media(batch)
+        cache = DynamicCache(config=self.model.lm.config)
+        ctx_out = self.model(ctx_ids, ctx_mask, media=media, num_images=num_images, past_key_values=cache,
+                             use_cache=True, logits_to_keep=1)
+        last_logits = ctx_out.logits[:, -1]  # predicts each answer's first token
+        # rows [c0, r0, c1, r1, ...]: answers right-padded after the shared context
+        answers = [a for pair in zip(chosen, rejected, strict=True) for a in pair]
+        tok = self.tokenizer
+        ans = [tok(a, add_special_tokens=False)["input_ids"] for a in answers]
+        if any(not a for a in ans):
+            raise ValueError("an answer tokenizes to nothing")
+        width = max(len(a) for a in ans)
+        ans_ids = torch.tensor([a + [tok.pad_token_id] * (width - len(a)) for a in ans], device=dev)
+        ans_mask = torch.tensor([[1] * len(a) + [0] * (width - len(a)) for a in ans], device=dev)
+        cache.batch_repeat_interleave(2)
+        full_mask = torch.cat([ctx_mask.repeat_interleave(2, 0), ans_mask], 1)
+        positions = ctx_mask.sum(1).repeat_interleave(2)[:, None] + torch.arange(width, device=dev)[None]
+        out = self.model(ans_ids, full_mask, media=media.repeat_interleave(2, 0),
+                         num_images=num_images.repeat_interleave(2), media_offset=num_images.repeat_interleave(2),
+                         position_ids=positions, past_key_values=cache, use_cache=True)
+        logits = torch.cat([last_logits.repeat_interleave(2, 0)[:, None], out.logits[:, :-1]], 1)  # (2B, A, V)
+        mask = ans_mask.bool()
+        logps = torch.log_softmax(logits[mask].float(), -1).gather(-1, ans_ids[mask][:, None]).squeeze(-1)
+        rows = torch.arange(len(answers), device=dev)[:, None].expand_as(mask)[mask]
+        summed = torch.zeros(len(answers), device=dev).index_add(0, rows, logps)
+        counts = mask.sum(1)
+        return summed[0::2], summed[1::2], counts[0::2], counts[1::2]
+
     def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:
         """Return (B,) summed log-probabilities of each answer given its context (answer tokens only)."""
         with torch.no_grad():

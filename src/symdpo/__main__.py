@@ -1,0 +1,3 @@
+from symdpo.cli import main
+
+main()
