@@ -18,6 +18,13 @@ app = typer.Typer(help="SymDPO: make multimodal models use the images in their i
 app.add_typer(model_app, name="model")
 
 
+@app.command()
+def demo() -> None:
+    """Run the embedded end-to-end demo (easy-VQA, tiny Flamingo, CPU)."""
+    typer.echo("symdpo demo: not yet available. The embedded end-to-end demo (data -> SymDPO training -> "
+               "evaluation on easy-VQA) is still being built; see the README's Status table.")
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from symdpo.config import ConfigError
     from symdpo.models.flamingo.checkpoints import CheckpointError
