@@ -155,3 +155,32 @@ def test_smollm2_flamingo_generates_like_the_bare_lm():
     lmm = load_model("smollm2-flamingo")
     assert lmm.generate([[prompt]], max_new_tokens=12) == [expected]
     assert "Paris" in expected  # the weights are real
+
+
+def test_bf16_autocast_runs_close_to_fp32():
+    lmm = build_flamingo(tiny_config("llama"))
+    open_gates(lmm.model, 0.5)
+    ctxs = contexts(lmm)
+    answers = ["blue<|endofchunk|>", "a dog<|endofchunk|>"]
+    fp32 = lmm.score(ctxs, answers)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = lmm.score(ctxs, answers)
+    torch.testing.assert_close(bf16, fp32, rtol=0.05, atol=0.5)
+
+
+def test_export_command_writes_a_full_copy(tmp_path):
+    import subprocess
+    import sys
+
+    from symdpo.models.presets import load_model
+
+    lmm = load_model("tiny")
+    open_gates(lmm.model, 0.7)
+    lmm.save_pretrained(tmp_path / "ft", trainable_only=True)
+    r = subprocess.run([sys.executable, "-m", "symdpo", "model", "export", str(tmp_path / "ft"), "--out", str(tmp_path / "full")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    full = load_model(tmp_path / "full")
+    assert (tmp_path / "full" / "model.safetensors").exists()
+    ctxs, answers = contexts(lmm), ["blue<|endofchunk|>", "a dog<|endofchunk|>"]
+    assert torch.equal(full.score(ctxs, answers), lmm.score(ctxs, answers))
