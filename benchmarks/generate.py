@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "models"))
-from reference import build_reference, load_reference, reference_checkpoint  # noqa: E402
+from openflamingo_reference import build_reference, load_reference, reference_checkpoint  # noqa: E402
 
 from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo  # noqa: E402
 from symdpo.models.flamingo.checkpoints import load_openflamingo_checkpoint  # noqa: E402

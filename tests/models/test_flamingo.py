@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config
+from flamingo_fixtures import tiny_config
 
 from symdpo.models.flamingo.build import build_flamingo
 from symdpo.models.flamingo.model import position_ids_from_mask

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config
-from reference import build_reference, reference_checkpoint
+from flamingo_fixtures import tiny_config
+from openflamingo_reference import build_reference, reference_checkpoint
 from transformers import AutoModelForCausalLM
 
 from symdpo.models.flamingo.build import build_flamingo

@@ -49,7 +49,7 @@ def load_tokenizer(cfg: FlamingoConfig):
     elif name is None:
         raise ValueError("FlamingoConfig.tokenizer is required when the LM is given as a config dict")
     elif cfg.lm_format == "gguf" and name == cfg.lm:
-        tok = AutoTokenizer.from_pretrained(name, gguf_file=cfg.lm_gguf_file)
+        tok = AutoTokenizer.from_pretrained(gguf_as_transformers(cfg.lm, cfg.lm_gguf_file))
     else:
         tok = AutoTokenizer.from_pretrained(name)
     add_flamingo_tokens(tok)
@@ -74,7 +74,7 @@ def load_lm(cfg: FlamingoConfig):
 
         return load_mosaic_as_mpt(_local_dir(cfg.lm)).to(dtype)
     if cfg.lm_format == "gguf":
-        return AutoModelForCausalLM.from_pretrained(cfg.lm, gguf_file=cfg.lm_gguf_file, dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(gguf_as_transformers(cfg.lm, cfg.lm_gguf_file), dtype=dtype)
     return AutoModelForCausalLM.from_pretrained(cfg.lm, dtype=dtype)
 
 
@@ -129,6 +129,52 @@ def new_token_rows(tokenizer) -> list[int]:
     """Return the embedding rows of the tokens Flamingo added (``<|endofchunk|>``, ``<image>``, ``<PAD>``)."""
     names = [END_OF_CHUNK, IMAGE_TOKEN] + (["<PAD>"] if tokenizer.pad_token == "<PAD>" else [])
     return [tokenizer.convert_tokens_to_ids(n) for n in names]
+
+
+def gguf_as_transformers(directory: str, gguf_file: str | None) -> str:
+    """Return a directory holding the GGUF model converted to transformers' format (converted once, cached).
+
+    De-quantising a GGUF and converting its tokenizer takes tens of seconds on a CPU; the safetensors copy
+    loads in about one.
+    """
+    import hashlib
+    import json
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    if gguf_file is None:
+        raise ValueError("lm_format 'gguf' needs lm_gguf_file")
+    src = Path(directory) / gguf_file
+    key = hashlib.sha256(f"{src.resolve()}:{src.stat().st_size}:{src.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("SYMDPO_CACHE", Path.home() / ".cache" / "symdpo")) / "gguf" / f"{src.stem}-{key}"
+    if not (cache / "config.json").exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache.parent))
+        try:
+            lm = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file)
+            # transformers refuses to save a model loaded from GGUF (it is marked quantized though de-quantised
+            # to fp32): write the plain config and weights ourselves
+            config = lm.config.to_dict()
+            config.pop("quantization_config", None)
+            (tmp / "config.json").write_text(json.dumps(config, indent=2))
+            state, seen = {}, set()
+            for k, v in lm.state_dict().items():
+                if v.data_ptr() not in seen:  # tied lm_head: transformers re-ties it on load
+                    seen.add(v.data_ptr())
+                    state[k] = v.contiguous()
+            save_file(state, tmp / "model.safetensors")
+            AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file).save_pretrained(tmp)
+            os.replace(tmp, cache)  # atomic: a concurrent converter either wins or finds it done
+        except OSError:
+            if not (cache / "config.json").exists():
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(cache)
 
 
 def _supports_sdpa(lm_cfg) -> bool:
