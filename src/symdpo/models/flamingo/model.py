@@ -291,7 +291,7 @@ class Flamingo(nn.Module):
             out = self.lm.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
-                past_key_values=cache,
+                **{_cache_name(self.lm): cache},
                 max_new_tokens=max_new_tokens,
                 num_beams=num_beams,
                 length_penalty=length_penalty,
@@ -316,9 +316,15 @@ def _forward_params(cls: type) -> frozenset[str]:
     return frozenset(inspect.signature(cls.forward).parameters)
 
 
-def _lm_kwargs(lm: nn.Module, *, logits_to_keep: int = 0, position_ids=None, **kwargs) -> dict:
+def _cache_name(lm: nn.Module) -> str:
+    # transformers 5 renames past_key_values to cache (the old name warns until it is removed)
+    return "cache" if "cache" in _forward_params(type(lm)) else "past_key_values"
+
+
+def _lm_kwargs(lm: nn.Module, *, logits_to_keep: int = 0, position_ids=None, past_key_values=None, **kwargs) -> dict:
     """Return the LM call's keyword arguments, leaving out those its forward does not take (MPT: ALiBi)."""
     params = _forward_params(type(lm))
+    kwargs[_cache_name(lm)] = past_key_values
     if "position_ids" in params:
         kwargs["position_ids"] = position_ids
     if logits_to_keep and "logits_to_keep" in params:
