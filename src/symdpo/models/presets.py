@@ -87,16 +87,27 @@ def preset_config(name: str):
     return FlamingoConfig(**fields)
 
 
-def load_model(name_or_path: str | Path, *, dtype: str | None = None):
-    """Return the model of a preset name or of a directory written by ``save_pretrained``."""
+def load_model(name_or_path: str | Path, *, dtype: str | None = None, trust_remote_code: bool | None = None):
+    """Return the model of a preset name or of a directory written by ``save_pretrained``.
+
+    HF-native families (models/hf: IDEFICS, Idefics3/SmolVLM, Qwen2-VL, ``hf:<hub id>``) load without remote
+    code unless ``trust_remote_code`` (or env SYMDPO_TRUST_REMOTE_CODE=1) allows it.
+    """
+    from symdpo.models.hf import io as hf_io
+    from symdpo.models.hf.presets import HF_PRESETS, is_hf_name, load_hf
+
     path = Path(name_or_path)
+    if path.is_dir() and hf_io.is_hf_dir(path):
+        return hf_io.load_hf_dir(path, dtype=dtype, trust_remote_code=bool(trust_remote_code))
+    if not path.is_dir() and is_hf_name(str(name_or_path)):
+        return load_hf(str(name_or_path), dtype=dtype, trust_remote_code=trust_remote_code)
     if path.is_dir():
         from symdpo.models.flamingo.io import load_flamingo
 
         return load_flamingo(path, dtype=dtype)
     if str(name_or_path) not in PRESETS:
         hint = "" if not any(s in str(name_or_path) for s in "/\\.") else f" (and {name_or_path} is not a directory)"
-        raise UnknownModelError(f"unknown model {str(name_or_path)!r}{hint}; presets: {', '.join(PRESETS)}")
+        raise UnknownModelError(f"unknown model {str(name_or_path)!r}{hint}; presets: {', '.join([*PRESETS, *HF_PRESETS])}")
     from symdpo.models.flamingo.build import build_flamingo
     from symdpo.models.flamingo.checkpoints import load_openflamingo_checkpoint
 

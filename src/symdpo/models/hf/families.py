@@ -1,0 +1,177 @@
+"""The HF-native model families: where each keeps its parts, how its processor is fed, and its markers.
+
+A family is data plus three small functions (row encoding, batch collation of the image tensors, the
+processor built from its parts); the adapter (`adapter.py`) is the same for all of them.
+
+End-of-answer marker per family (``end_of_chunk``; the first candidate that is one token of the tokenizer):
+
+* ``idefics`` (IDEFICS v1): ``<end_of_utterance>``, the token IDEFICS (and its instruct tuning) puts after
+  each turn; ``"\\n"`` for a tokenizer without it (the base tokenizer may lack it).
+* ``idefics3`` (Idefics3, SmolVLM): ``<end_of_utterance>``, ending every turn of their chat format.
+* ``qwen2_vl`` (Qwen2-VL, Qwen2.5-VL): ``<|im_end|>``, ending every turn of their chat format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+# The model-agnostic end-of-answer marker written by the OpenFlamingo-style prompts (eval) and records; the
+# adapter maps it to the family's own marker.
+AGNOSTIC_END = "<|endofchunk|>"
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one HF family is driven by the adapter."""
+
+    name: str
+    model_classes: tuple[str, ...]  # transformers classes of the family (the first is the default)
+    processor_class: str
+    image_processor_class: str  # the PIL backend: it needs no torchvision
+    image_token: str  # the token the processor expands per image (its embedding row is the "<image>" row)
+    placeholder: str | None  # text standing for one image in the processor's text; None: IDEFICS prompt lists
+    end_markers: tuple[str, ...]
+    default_policy: str  # see policies.py
+    lora_targets: tuple[str, ...]  # LM module names LoRA wraps
+    vision: str  # attribute path of the vision tower under the HF model
+    connector: tuple[str, ...]  # vision-to-LM bridge (perceiver / projector / merger)
+    xattn: tuple[str, ...]  # gated cross-attention (IDEFICS v1 only)
+    lm: str | None  # the language model (decoder stack); None: IDEFICS v1 keeps it inline (see recipe.py)
+    encode: Callable  # (processor, items: list[str | PIL]) -> (ids, per-row image tensors)
+    collate: Callable  # (rows' image tensors, padded input_ids, processor) -> model kwargs
+
+
+def get_path(module: torch.nn.Module, path: str) -> torch.nn.Module:
+    """Return the submodule at dotted ``path`` (``""`` is the module itself)."""
+    return module.get_submodule(path) if path else module
+
+
+# ---- row encoding ---------------------------------------------------------------------------------------------
+def _texts_and_images(items: list, placeholder: str) -> tuple[str, list]:
+    text, images = [], []
+    for it in items:
+        if isinstance(it, str):
+            text.append(it)
+        else:
+            text.append(placeholder)
+            images.append(it)
+    return "".join(text), images
+
+
+def encode_idefics(processor, items: list) -> tuple[list[int], dict]:
+    """Return the token ids and image tensors of one IDEFICS v1 context (its processor's prompt-list form)."""
+    # The processor writes <fake_token_around_image><image><fake_token_around_image> per image and a BOS first;
+    # end-of-utterance tokens are ours to write (the markers), so its own insertion is off.
+    prompt = [it for it in items if not (isinstance(it, str) and not it)]
+    out = processor(text=[prompt or [""]], add_end_of_utterance_token=False, return_tensors="pt")
+    n = sum(not isinstance(it, str) for it in items)
+    return out["input_ids"][0].tolist(), {"pixel_values": out["pixel_values"][0, :n]}
+
+
+def _encode_with(placeholder: str, nested: bool) -> Callable:
+    def encode(processor, items: list) -> tuple[list[int], dict]:
+        text, images = _texts_and_images(items, placeholder)
+        kwargs = {"images": ([images] if nested else images)} if images else {}
+        out = processor(text=[text], return_tensors="pt", **kwargs)
+        extras = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")}
+        return out["input_ids"][0].tolist(), extras
+
+    encode.__doc__ = "Return the token ids and image tensors of one context (the processor's text + images form)."
+    return encode
+
+
+# ---- collation ------------------------------------------------------------------------------------------------
+def _pad_images(tensors: list[torch.Tensor], shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
+    """Return (B, max(1, N), *shape) zeros holding each row's (N_i, *shape) tensor first."""
+    n = max([1] + [t.shape[0] for t in tensors])
+    out = torch.zeros(len(tensors), n, *shape, dtype=dtype)
+    for i, t in enumerate(tensors):
+        out[i, : t.shape[0]] = t
+    return out
+
+
+def collate_idefics(rows: list[dict], input_ids: torch.Tensor, processor) -> dict:
+    """Return pixel_values (B, N, 3, S, S) and the image_attention_mask (B, T, N) of an IDEFICS v1 batch."""
+    from transformers.models.idefics.processing_idefics import (
+        image_attention_mask_for_packed_input_ids,
+        incremental_to_binary_attention_mask,
+    )
+
+    size = processor.image_processor.image_size
+    pixels = _pad_images([r["pixel_values"] for r in rows], (3, size, size))
+    if all(r["pixel_values"].shape[0] == 0 for r in rows):  # text only: the processor's all-zero mask
+        return {"pixel_values": pixels, "image_attention_mask": torch.zeros(*input_ids.shape, 1, dtype=torch.long)}
+    # the processor's own rule (each token attends to the latest image before it), recomputed on the final ids
+    # so that appended answer tokens and left padding get exactly the mask the processor would give them
+    incremental, _ = image_attention_mask_for_packed_input_ids(input_ids.clone(), processor.tokenizer, "pt")
+    mask = incremental_to_binary_attention_mask(incremental, "pt", num_classes=pixels.shape[1])
+    return {"pixel_values": pixels, "image_attention_mask": mask}
+
+
+def collate_idefics3(rows: list[dict], input_ids: torch.Tensor, processor) -> dict:
+    """Return zero-padded pixel_values (B, N, 3, S, S) and pixel_attention_mask (B, N, S, S) (none without images)."""
+    with_images = [r for r in rows if "pixel_values" in r]
+    if not with_images:
+        return {}
+    shape = tuple(with_images[0]["pixel_values"].shape[2:])
+    empty = torch.zeros(0, *shape)
+    pixels = _pad_images([r["pixel_values"][0] if "pixel_values" in r else empty for r in rows], shape)
+    masks = [r["pixel_attention_mask"][0] if "pixel_values" in r else torch.zeros(0, *shape[1:]) for r in rows]
+    return {"pixel_values": pixels, "pixel_attention_mask": _pad_images(masks, shape[1:], torch.long)}
+
+
+def collate_qwen2_vl(rows: list[dict], input_ids: torch.Tensor, processor) -> dict:
+    """Return the concatenated patches and grids of a Qwen2-VL batch, and its token types (padded as the ids)."""
+    out: dict = {}
+    with_images = [r for r in rows if "pixel_values" in r]
+    if with_images:
+        out["pixel_values"] = torch.cat([r["pixel_values"] for r in with_images])
+        out["image_grid_thw"] = torch.cat([r["image_grid_thw"] for r in with_images])
+    if any("mm_token_type_ids" in r for r in rows):
+        # token types follow the ids: 1 on image tokens, 0 elsewhere (padding and answers included)
+        out["mm_token_type_ids"] = (input_ids == processor.image_token_id).long()
+    return out
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family("idefics", ("IdeficsForVisionText2Text",), "IdeficsProcessor", "IdeficsImageProcessorPil", "<image>",
+               None, ("<end_of_utterance>", "\n"), "connector", ("q_proj", "k_proj", "v_proj", "o_proj"),
+               "model.vision_model", ("model.perceiver_resampler",), ("model.gated_cross_attn_layers",), None,
+               encode_idefics, collate_idefics),
+        Family("idefics3", ("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"), "Idefics3Processor",
+               "Idefics3ImageProcessorPil", "<image>", "<image>", ("<end_of_utterance>",), "lora",
+               ("q_proj", "k_proj", "v_proj", "o_proj"), "model.vision_model", ("model.connector",), (),
+               "model.text_model", _encode_with("<image>", nested=True), collate_idefics3),
+        Family("qwen2_vl", ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration"),
+               "Qwen2VLProcessor", "Qwen2VLImageProcessorPil", "<|image_pad|>",
+               "<|vision_start|><|image_pad|><|vision_end|>", ("<|im_end|>",), "lora",
+               ("q_proj", "k_proj", "v_proj", "o_proj"), "model.visual", ("model.visual.merger",), (),
+               "model.language_model", _encode_with("<|vision_start|><|image_pad|><|vision_end|>", nested=False),
+               collate_qwen2_vl),
+    ]
+}
+
+# transformers model_type -> family (for hub ids given without a preset)
+MODEL_TYPES = {"idefics": "idefics", "idefics3": "idefics3", "smolvlm": "idefics3", "qwen2_vl": "qwen2_vl",
+               "qwen2_5_vl": "qwen2_vl"}
+
+
+def family_of(model) -> Family:
+    """Return the family of a transformers model instance (by its config's model_type)."""
+    mt = model.config.model_type
+    if mt not in MODEL_TYPES:
+        raise ValueError(f"unsupported model type {mt!r}; supported: {', '.join(sorted(MODEL_TYPES))}")
+    return FAMILIES[MODEL_TYPES[mt]]
+
+
+def choose_end_marker(family: Family, tokenizer) -> str:
+    """Return the family's end-of-answer marker: its first candidate that is a single token of ``tokenizer``."""
+    for marker in family.end_markers:
+        if len(tokenizer(marker, add_special_tokens=False)["input_ids"]) == 1:
+            return marker
+    return family.end_markers[-1]

@@ -1,0 +1,131 @@
+"""Contexts to model inputs for HF families: markers, images, demonstration dropping, left-padded batches."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from symdpo.models.hf.families import AGNOSTIC_END, Family
+
+log = logging.getLogger("symdpo.models.hf")
+
+
+@dataclass
+class Batch:
+    """Left-padded token ids of B contexts (+ answers), the answer mask, and the family's image inputs."""
+
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T)
+    answer_mask: torch.Tensor  # (B, T) True on answer tokens only (never prompt, image or padding tokens)
+    extras: dict = field(default_factory=dict)  # pixel_values etc., as the model's forward names them
+    dropped: list[int] = field(default_factory=list)  # demonstrations dropped from the front, per row
+
+    def model_inputs(self, device) -> dict:
+        """Return the keyword arguments of the HF model's forward / generate, on ``device``."""
+        out = {"input_ids": self.input_ids.to(device), "attention_mask": self.attention_mask.to(device)}
+        out.update({k: v.to(device) for k, v in self.extras.items()})
+        return out
+
+
+def to_pil(item) -> Image.Image:
+    """Return a PIL image of a context image: PIL as is, a (3, H, W) tensor in [0, 1] or uint8 converted."""
+    if isinstance(item, Image.Image):
+        return item.convert("RGB")
+    if isinstance(item, torch.Tensor) and item.ndim == 3 and item.shape[0] == 3:
+        x = item.detach().cpu()
+        if x.dtype != torch.uint8:
+            if x.min() < 0 or x.max() > 1:
+                # normalised pixels cannot be inverted without knowing the normalisation: refuse, don't guess
+                raise ValueError("HF adapters take (3, H, W) image tensors in [0, 1] or uint8, not normalised pixels")
+            x = (x.float() * 255).round().to(torch.uint8)
+        return Image.fromarray(x.permute(1, 2, 0).numpy())
+    shape = tuple(item.shape) if isinstance(item, torch.Tensor) else ""
+    raise TypeError(f"HF adapters take PIL images or (3, H, W) tensors, not {type(item).__name__}{shape} "
+                    "(precomputed vision features are a Flamingo-only input)")
+
+
+def split_demos(context: list, end: str) -> list[list]:
+    """Return the context cut after each ``end`` marker: demonstrations first, the open query last."""
+    chunks: list[list] = [[]]
+    for item in context:
+        if not isinstance(item, str):
+            chunks[-1].append(item)
+            continue
+        pieces = item.split(end)
+        for j, piece in enumerate(pieces):
+            if piece:
+                chunks[-1].append(piece)
+            if j < len(pieces) - 1:
+                chunks[-1].append(end)
+                chunks.append([])
+    return chunks
+
+
+def _merge_text(items: list) -> list:
+    """Return ``items`` with neighbouring strings joined (processors treat each string item as one prompt)."""
+    out: list = []
+    for it in items:
+        if isinstance(it, str) and out and isinstance(out[-1], str):
+            out[-1] += it
+        else:
+            out.append(it)
+    return out
+
+
+class Encoder:
+    """Builds batches for one family's processor; drops whole demonstrations from the front when too long."""
+
+    def __init__(self, family: Family, processor, *, end_of_chunk: str, max_length: int):
+        self.family, self.processor, self.end, self.max_length = family, processor, end_of_chunk, max_length
+        self.tokenizer = processor.tokenizer
+        self.warned = False
+
+    def normalise(self, context: list) -> list:
+        """Return the context with the model-agnostic end marker written as the family's, images as PIL."""
+        return [it.replace(AGNOSTIC_END, self.end) if isinstance(it, str) else to_pil(it) for it in context]
+
+    def answer_ids(self, answer: str) -> list[int]:
+        """Return the answer's token ids, tokenized alone (no special tokens), as the recipes count them."""
+        ids = self.tokenizer(answer.replace(AGNOSTIC_END, self.end), add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"answer {answer!r} tokenizes to nothing")
+        return ids
+
+    def encode(self, context: list, reserve: int) -> tuple[list[int], dict, int]:
+        """Return (ids, image tensors, demonstrations dropped) of one context leaving ``reserve`` tokens free."""
+        chunks = split_demos(self.normalise(context), self.end)
+        dropped = 0
+        while True:
+            items = _merge_text([it for c in chunks[dropped:] for it in c])
+            ids, extras = self.family.encode(self.processor, items)
+            if len(ids) + reserve <= self.max_length:
+                return ids, extras, dropped
+            if dropped == len(chunks) - 1:
+                raise ValueError(f"the query alone takes {len(ids)} tokens (+{reserve} for the answer), more than "
+                                 f"the model's maximum length {self.max_length}")
+            dropped += 1
+
+    def batch(self, contexts: list[list], answers: list[str] | None = None, *, reserve: int = 0) -> Batch:
+        """Return the left-padded batch of ``contexts`` (+ ``answers``), ``reserve`` tokens kept for generation."""
+        rows, masks, extras, dropped = [], [], [], []
+        for i, context in enumerate(contexts):
+            ans = self.answer_ids(answers[i]) if answers is not None else []
+            ids, ex, n = self.encode(context, reserve + len(ans))
+            rows.append(ids + ans)
+            masks.append([False] * len(ids) + [True] * len(ans))
+            extras.append(ex)
+            dropped.append(n)
+        if any(dropped) and not self.warned:
+            self.warned = True  # once per model: a long eval would otherwise repeat it for every item
+            log.warning("contexts longer than the model's %d tokens: dropped %s demonstration(s) from the front "
+                        "(the query is always kept; said once)", self.max_length, max(dropped))
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+        attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        answer_mask = torch.tensor([[False] * (width - len(m)) + m for m in masks])
+        model_extras = self.family.collate(extras, input_ids, self.processor)
+        return Batch(input_ids, attention_mask, answer_mask, model_extras, dropped)

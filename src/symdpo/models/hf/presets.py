@@ -1,0 +1,147 @@
+"""Named HF-native models, their few-shot prompt templates, and loading (no remote code unless asked).
+
+Prompt templates (``PROMPTS``) use the eval's fields: ``{image}`` is the model-agnostic image marker
+(``<image>``, turned into an image item by ``eval.prompts.to_interleaved``; the adapter writes the family's
+own image tokens), ``{end}`` the model-agnostic ``<|endofchunk|>`` (the adapter writes the family's marker),
+plus ``{question}``/``{answer}``/``{caption}``. As in the OpenFlamingo prompts, no space is written between
+the cue and ``{answer}``: answers are tokenized alone, so demonstrations and scored answers agree.
+
+* ``idefics`` (base): ``Question: {q} Answer:{a}`` / ``Caption:{c}`` — IDEFICS' pretraining is interleaved
+  web text, like Flamingo's, so a plain cue works.
+* ``idefics-instruct`` / ``idefics3`` (Idefics3, SmolVLM): their chat roles ``User:`` / ``Assistant:``.
+* ``qwen2_vl`` (Qwen2-VL, Qwen2.5-VL instruct): ChatML roles, with Qwen's VQA instruction "Answer the
+  question using a single word or phrase."
+
+Chat templates close the *user* turn with a newline rather than the end-of-utterance token: the end marker
+is the demonstration boundary (a context that is too long loses whole demonstrations, cut at that marker),
+so each demonstration carries it exactly once, after its answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+log = logging.getLogger("symdpo.models.hf")
+
+_QWEN_USER = "<|im_start|>user\n{image}"
+_QWEN_VQA = _QWEN_USER + "{question}\nAnswer the question using a single word or phrase.\n<|im_start|>assistant\n"
+_QWEN_CAP = _QWEN_USER + "Describe the image in one sentence.\n<|im_start|>assistant\n"
+
+PROMPTS: dict[str, dict[str, dict[str, str]]] = {
+    "idefics": {
+        "vqa": {"demo": "{image}Question: {question} Answer:{answer}{end}", "query": "{image}Question: {question} Answer:"},
+        "caption": {"demo": "{image}Caption:{caption}{end}", "query": "{image}Caption:"},
+    },
+    "idefics-instruct": {
+        "vqa": {"demo": "User:{image}{question}\nAssistant:{answer}{end}", "query": "User:{image}{question}\nAssistant:"},
+        "caption": {"demo": "User:{image}Describe the image briefly.\nAssistant:{caption}{end}",
+                    "query": "User:{image}Describe the image briefly.\nAssistant:"},
+    },
+    "idefics3": {
+        "vqa": {"demo": "User:{image}{question}\nGive a very brief answer.\nAssistant:{answer}{end}",
+                "query": "User:{image}{question}\nGive a very brief answer.\nAssistant:"},
+        "caption": {"demo": "User:{image}Caption the image in one sentence.\nAssistant:{caption}{end}",
+                    "query": "User:{image}Caption the image in one sentence.\nAssistant:"},
+    },
+    "qwen2_vl": {
+        "vqa": {"demo": _QWEN_VQA + "{answer}{end}", "query": _QWEN_VQA},
+        "caption": {"demo": _QWEN_CAP + "{caption}{end}", "query": _QWEN_CAP},
+    },
+}
+
+
+@dataclass(frozen=True)
+class HFPreset:
+    name: str
+    family: str
+    repo: str | None  # hub id; None: a tiny random model built offline
+    prompts: str  # key of PROMPTS
+    description: str = ""
+    tiny_variant: str | None = None  # tiny.py model class variant
+    options: dict = field(default_factory=dict)
+
+
+HF_PRESETS: dict[str, HFPreset] = {
+    p.name: p
+    for p in [
+        HFPreset("idefics-9b", "idefics", "HuggingFaceM4/idefics-9b", "idefics", "IDEFICS-9B (the SymDPO paper's)"),
+        HFPreset("idefics-9b-instruct", "idefics", "HuggingFaceM4/idefics-9b-instruct", "idefics-instruct",
+                 "IDEFICS-9B-Instruct"),
+        HFPreset("idefics-80b", "idefics", "HuggingFaceM4/idefics-80b", "idefics", "IDEFICS-80B"),
+        HFPreset("idefics-80b-instruct", "idefics", "HuggingFaceM4/idefics-80b-instruct", "idefics-instruct",
+                 "IDEFICS-80B-Instruct"),
+        HFPreset("idefics3-8b", "idefics3", "HuggingFaceM4/Idefics3-8B-Llama3", "idefics3", "Idefics3-8B (Llama-3)"),
+        HFPreset("smolvlm-256m", "idefics3", "HuggingFaceTB/SmolVLM-256M-Instruct", "idefics3", "SmolVLM-256M-Instruct"),
+        HFPreset("smolvlm-500m", "idefics3", "HuggingFaceTB/SmolVLM-500M-Instruct", "idefics3", "SmolVLM-500M-Instruct"),
+        HFPreset("smolvlm-2b", "idefics3", "HuggingFaceTB/SmolVLM-Instruct", "idefics3", "SmolVLM-Instruct (2.2B)"),
+        HFPreset("qwen2-vl-2b", "qwen2_vl", "Qwen/Qwen2-VL-2B-Instruct", "qwen2_vl", "Qwen2-VL-2B-Instruct"),
+        HFPreset("qwen2-vl-7b", "qwen2_vl", "Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl", "Qwen2-VL-7B-Instruct"),
+        HFPreset("qwen2.5-vl-3b", "qwen2_vl", "Qwen/Qwen2.5-VL-3B-Instruct", "qwen2_vl", "Qwen2.5-VL-3B-Instruct"),
+        HFPreset("qwen2.5-vl-7b", "qwen2_vl", "Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_vl", "Qwen2.5-VL-7B-Instruct"),
+        HFPreset("tiny-idefics", "idefics", None, "idefics", "tiny random IDEFICS v1 (tests, CPU); no download"),
+        HFPreset("tiny-idefics3", "idefics3", None, "idefics3", "tiny random Idefics3; no download"),
+        HFPreset("tiny-smolvlm", "idefics3", None, "idefics3", "tiny random SmolVLM; no download", "smolvlm"),
+        HFPreset("tiny-qwen2-vl", "qwen2_vl", None, "qwen2_vl", "tiny random Qwen2-VL; no download"),
+        HFPreset("tiny-qwen2.5-vl", "qwen2_vl", None, "qwen2_vl", "tiny random Qwen2.5-VL; no download", "qwen2_5_vl"),
+    ]
+}
+
+HUB_PREFIX = "hf:"  # "hf:<owner>/<name>": any supported hub model without a preset (family from its config)
+
+
+def is_hf_name(name: str) -> bool:
+    """Return True for an HF preset name or an ``hf:<hub id>`` reference."""
+    return name in HF_PRESETS or name.startswith(HUB_PREFIX)
+
+
+def trust_remote_code_allowed(flag: bool | None) -> bool:
+    """Return the remote-code decision: ``flag``, else env SYMDPO_TRUST_REMOTE_CODE=1; warn when allowed."""
+    allowed = flag if flag is not None else os.environ.get("SYMDPO_TRUST_REMOTE_CODE", "") == "1"
+    if allowed:
+        log.warning("trust_remote_code is on: Python code from the model's hub repository will run on this machine")
+    return allowed
+
+
+def load_hf(name: str, *, dtype: str | None = None, trust_remote_code: bool | None = None):
+    """Return the HFInterleavedLMM of an HF preset or ``hf:<hub id>`` (remote code off unless allowed)."""
+    import torch
+    import transformers as tf
+
+    from symdpo.models.hf.adapter import HFInterleavedLMM
+    from symdpo.models.hf.families import FAMILIES, MODEL_TYPES
+    from symdpo.models.hf.processors import load_processor
+    from symdpo.models.hf.tiny import tiny_model
+
+    remote = trust_remote_code_allowed(trust_remote_code)
+    preset = HF_PRESETS.get(name)
+    if preset is not None and preset.repo is None:
+        hf, processor = tiny_model(preset.family, variant=preset.tiny_variant)
+        if dtype:
+            hf = hf.to(getattr(torch, dtype))
+        return HFInterleavedLMM(hf, processor, family=FAMILIES[preset.family],
+                                prompt_templates=PROMPTS[preset.prompts], source=name)
+    repo = preset.repo if preset else name[len(HUB_PREFIX):]
+    config = tf.AutoConfig.from_pretrained(repo, trust_remote_code=remote)
+    if config.model_type not in MODEL_TYPES:
+        raise ValueError(f"{repo}: model type {config.model_type!r} is not a supported family "
+                         f"({', '.join(sorted(MODEL_TYPES))})")
+    family = FAMILIES[MODEL_TYPES[config.model_type]]
+    cls = getattr(tf, type(config).__name__.replace("Config", "ForConditionalGeneration"), None)
+    if family.name == "idefics":
+        cls = tf.IdeficsForVisionText2Text
+    cls = cls or tf.AutoModelForImageTextToText
+    kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
+    hf = cls.from_pretrained(repo, trust_remote_code=remote, **kwargs).eval()
+    processor = load_processor(family, repo, config, trust_remote_code=remote)
+    prompts = PROMPTS[preset.prompts if preset else family.name]
+    return HFInterleavedLMM(hf, processor, family=family, prompt_templates=prompts, source=name)
+
+
+def prompt_template(lmm, kind: str):
+    """Return the eval `PromptTemplate` of ``lmm``'s family for task kind ``vqa`` or ``caption``."""
+    from symdpo.eval.prompts import PromptTemplate
+
+    fmt = lmm.prompt_templates[kind]
+    return PromptTemplate(demo=fmt["demo"], query=fmt["query"])

@@ -1,0 +1,34 @@
+"""Helpers of the HF-family tests: tiny random models per family (built offline), and small images."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+FAMILY_PRESETS = ["tiny-idefics", "tiny-idefics3", "tiny-qwen2-vl"]
+VARIANT_PRESETS = ["tiny-smolvlm", "tiny-qwen2.5-vl"]
+
+
+def picture(seed: int, h: int = 40, w: int = 56) -> Image.Image:
+    """Return a random RGB picture (deterministic per seed)."""
+    return Image.fromarray((np.random.RandomState(seed).rand(h, w, 3) * 255).astype("uint8"))
+
+
+def vqa_context(seed: int = 1, shots: int = 1) -> list:
+    """Return an OpenFlamingo-style context: ``shots`` demonstrations and an open query, each with an image."""
+    ctx: list = []
+    for i in range(shots):
+        ctx += [picture(seed + i), f"Question:What color is {i}? Short answer:red<|endofchunk|>"]
+    return ctx + [picture(seed + 100), "Question:What shape? Short answer:"]
+
+
+_CACHE: dict = {}
+
+
+def load(name: str):
+    """Return the (cached) model of an HF tiny preset."""
+    from symdpo.models.presets import load_model
+
+    if name not in _CACHE:
+        _CACHE[name] = load_model(name)
+    return _CACHE[name]
