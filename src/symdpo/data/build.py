@@ -1,0 +1,183 @@
+"""``symdpo data build``: read a source, check its images, write records + manifest atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections import Counter
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from symdpo.data.errors import BadImageError
+from symdpo.data.images import check_image
+from symdpo.data.options import BuildOptions
+from symdpo.data.pool import VQAPool
+from symdpo.data.recordio import RecordWriter, atomic_outputs, format_of
+from symdpo.data.records import PreferenceRecord, Record, SFTRecord
+from symdpo.data.sft import SFT_RECIPE, caption_sft_records, vqa_sft_records
+from symdpo.data.sources import (
+    CaptionExample,
+    easyvqa_root,
+    read_coco,
+    read_easyvqa,
+    read_flickr30k,
+    read_textvqa,
+    read_vqa,
+)
+from symdpo.data.symbols import RECIPE, SymbolBuilder
+from symdpo.data.vocab import SymbolVocabulary, read_symbol_file
+
+Progress = Callable[[int, int], None]
+MANIFEST_VERSION = 1
+
+
+def manifest_path(out: str | Path) -> Path:
+    """Return the manifest path of an output file (``<out>.manifest.json``)."""
+    return Path(f"{out}.manifest.json")
+
+
+def image_root_of(opts: BuildOptions) -> Path:
+    """Return the folder the records' image paths are relative to."""
+    return opts.image_root if opts.image_root is not None else easyvqa_root(opts.split)
+
+
+def read_source(opts: BuildOptions) -> Iterator:
+    """Return an iterator over the source's examples (VQAExample or CaptionExample)."""
+    splits = [s for s in opts.split.split(",") if s]
+    readers = {
+        "vqav2": lambda: read_vqa(opts.questions, opts.annotations, image_template=opts.image_template),
+        "okvqa": lambda: read_vqa(opts.questions, opts.annotations, image_template=opts.image_template),
+        "textvqa": lambda: read_textvqa(opts.annotations, image_template=opts.image_template),
+        "easyvqa": lambda: read_easyvqa(opts.split),
+        "coco": lambda: read_coco(opts.annotations, splits=None if opts.split == "all" else splits),
+        "flickr30k": lambda: read_flickr30k(opts.annotations, splits=None if opts.split == "all" else splits),
+    }
+    return readers[opts.source]()
+
+
+def check_images(root: Path, images: list[str], opts: BuildOptions, progress: Progress | None) -> dict[str, BadImageError]:
+    """Return {image: error} for the unusable images; raise the first one when ``on_bad_image`` is 'error'."""
+    bad: dict[str, BadImageError] = {}
+    if opts.check_images == "none":
+        return bad
+    for n, rel in enumerate(images, 1):
+        try:
+            check_image(root, rel, decode=opts.check_images == "decode", strict_extension=opts.strict_extension)
+        except BadImageError as e:
+            if opts.on_bad_image == "error":
+                raise BadImageError(root / rel, e.reason, f"{e.detail} (use --on-bad-image skip to skip it)") from None
+            bad[rel] = e
+        if progress and n % 1000 == 0:
+            progress(n, len(images))
+    return bad
+
+
+def _file_entry(path: Path) -> dict:
+    """Return the manifest entry of a source file: path as given, size and SHA-256."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def _versions() -> dict[str, str]:
+    """Return the versions that can change the output bytes."""
+    out = {"python": platform.python_version()}
+    for pkg in ("symdpo", "numpy", "pydantic", "pyarrow"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _records(opts: BuildOptions, root: Path, progress: Progress | None, counts: Counter[str],
+             info: dict) -> tuple[type[Record], Iterator[Record], int]:
+    """Return (record type, record iterator, number of queries) after reading and checking the source."""
+    examples = read_source(opts)
+    if opts.source in ("coco", "flickr30k"):
+        items: list[CaptionExample] = list(examples)
+        bad = check_images(root, sorted({ex.image for ex in items}), opts, progress)
+        info.update(examples=len(items), images=len({ex.image for ex in items}), bad=bad)
+        items = [ex for ex in items if ex.image not in bad]
+        counts["skipped_examples_bad_image"] = info["examples"] - len(items)
+        return SFTRecord, caption_sft_records(opts.source, items, opts.symbols, opts.seed, counts), len(items)
+    pool = VQAPool(opts.source, examples)
+    bad = check_images(root, list(pool.images), opts, progress)
+    info.update(examples=len(pool), images=len(pool.images), bad=bad)
+    if bad:
+        bad_ids = np.asarray([i for i, p in enumerate(pool.images) if p in bad], np.int32)
+        pool = pool.keep(~np.isin(pool.image, bad_ids))
+    counts["skipped_examples_bad_image"] = info["examples"] - len(pool)
+    user = read_symbol_file(opts.symbols.symbols_file) if opts.symbols.symbols_file else None
+    vocab = SymbolVocabulary.for_source(pool.answers, pool.questions, user=user, builtin=opts.symbols.builtin_symbols)
+    info["vocabulary"] = vocab.describe()
+    if opts.mode == "sft":
+        return SFTRecord, vqa_sft_records(pool, vocab, opts.symbols, opts.seed, opts.sft_symbol_fraction,
+                                          counts), len(pool)
+    builder = SymbolBuilder(pool, vocab, opts.symbols, opts.seed, counts=counts)
+    return PreferenceRecord, builder.records(), len(pool)
+
+
+def build(opts: BuildOptions, *, progress: Progress | None = None) -> dict:
+    """Build the records described by ``opts``; return the manifest (also written beside the output)."""
+    root = image_root_of(opts)
+    counts: Counter[str] = Counter()
+    info: dict = {}
+    model, records, n_queries = _records(opts, root, progress, counts, info)
+    fmt = format_of(opts.out)
+    total = min(n_queries, opts.max_records) if opts.max_records else n_queries
+    n = 0
+    with atomic_outputs(opts.out, manifest_path(opts.out)) as (tmp, tmp_manifest):
+        writer = RecordWriter(tmp, fmt, model)
+        try:
+            for rec in records:
+                writer.write(rec)
+                n += 1
+                if progress and n % 1000 == 0:
+                    progress(n, total)
+                if opts.max_records and n >= opts.max_records:
+                    break
+        finally:
+            writer.close()
+        manifest = _manifest(opts, root, fmt, model, n, counts, info)
+        tmp_manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if progress:
+        progress(total, total)
+    return manifest
+
+
+def _manifest(opts: BuildOptions, root: Path, fmt: str, model: type[Record], n: int, counts: Counter[str],
+              info: dict) -> dict:
+    """Return the manifest dict (deterministic: no clocks, no absolute paths beyond what was given)."""
+    files = [p for p in (opts.questions, opts.annotations) if p is not None]
+    bad: dict[str, BadImageError] = info["bad"]
+
+    def tally(prefix: str) -> dict[str, int]:
+        return {k[len(prefix):]: v for k, v in sorted(counts.items()) if k.startswith(prefix)}
+
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "record_type": "preference" if model is PreferenceRecord else "sft",
+        "format": fmt,
+        "output": Path(opts.out).name,
+        "source": {"name": opts.source, "split": opts.split, "files": [_file_entry(Path(p)) for p in files],
+                   "image_root": str(root), "examples": info["examples"], "images": info["images"]},
+        "seed": opts.seed,
+        "options": opts.model_dump(mode="json"),
+        "counts": {"records": n, "by_kind": tally("kind_"), "by_rejected_type": tally("rejected_"),
+                   "by_context": tally("context_"), "skipped_queries_no_context": counts["skipped_no_context"],
+                   "skipped_examples_bad_image": counts["skipped_examples_bad_image"]},
+        "bad_images": {"check": opts.check_images, "policy": opts.on_bad_image, "skipped": len(bad),
+                       "by_reason": dict(sorted(Counter(e.reason for e in bad.values()).items())),
+                       "first": [{"image": k, "reason": e.reason, "message": str(e)} for k, e in sorted(bad.items())[:20]]},
+        "vocabulary": info.get("vocabulary"),
+        "recipe": RECIPE if model is PreferenceRecord else RECIPE + "\n" + SFT_RECIPE,
+        "versions": _versions(),
+    }
+

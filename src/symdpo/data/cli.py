@@ -1,0 +1,116 @@
+"""``symdpo data``: build SymDPO / SFT record files and inspect them (mounted by ``symdpo.cli``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from symdpo.data.build import build as run_build
+from symdpo.data.errors import DataError
+from symdpo.data.inspect import contact_sheet, describe, read_manifest
+from symdpo.data.options import BuildOptions, SymbolOptions
+from symdpo.data.recordio import read_records
+
+app = typer.Typer(help="Build and inspect SymDPO preference / SFT data.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _weights(text: str) -> dict[str, float]:
+    """Return {'text': w, ...} parsed from 'text=1,wrong_symbol=2'."""
+    out = {}
+    for part in filter(None, text.split(",")):
+        name, _, w = part.partition("=")
+        out[name.strip()] = float(w) if w else 1.0
+    return out
+
+
+@app.command()
+def build(
+    source: str = typer.Option(..., help="vqav2 | okvqa | textvqa | easyvqa | coco | flickr30k"),
+    out: Path = typer.Option(..., help="output file: .jsonl, or .parquet"),
+    annotations: Optional[Path] = typer.Option(None, help="annotations / TextVQA / Karpathy JSON file"),
+    questions: Optional[Path] = typer.Option(None, help="VQAv2 / OK-VQA questions JSON file"),
+    image_root: Optional[Path] = typer.Option(None, help="folder the image paths are relative to"),
+    image_template: Optional[str] = typer.Option(None, help="image path template, e.g. 'train2014/{image_id}.jpg'"),
+    split: str = typer.Option("train", help="easyvqa split, or Karpathy split(s): 'train,restval', 'all'"),
+    mode: str = typer.Option("preference", help="preference (DPO pairs) | sft"),
+    seed: int = typer.Option(0),
+    max_records: Optional[int] = typer.Option(None, help="stop after this many records"),
+    k_min: int = typer.Option(2, help="fewest demonstrations per context"),
+    k_max: int = typer.Option(8, help="most demonstrations per context"),
+    icl_fraction: float = typer.Option(0.2, help="share of ordinary (text-answer) contexts"),
+    rejected: str = typer.Option("text=1,wrong_symbol=1", help="rejected-type weights"),
+    pairs_per_query: str = typer.Option("one", help="one (type drawn by weight) | all (one pair per type)"),
+    wrong_symbol: str = typer.Option("shortcut", help="shortcut (last/most frequent demo) | random"),
+    symbols_file: Optional[Path] = typer.Option(None, help="extra symbols, one per line"),
+    builtin_symbols: bool = typer.Option(True, help="use the built-in pseudo-word symbols"),
+    sft_symbol_fraction: float = typer.Option(0.5, help="sft mode on VQA: share of symbol sequences"),
+    check_images: str = typer.Option("header", help="none | header | decode"),
+    on_bad_image: str = typer.Option("error", help="error | skip (skips are counted in the manifest)"),
+    strict_extension: bool = typer.Option(True, help="treat content/extension mismatch as a bad image"),
+) -> None:
+    """Build a record file and its manifest (``<out>.manifest.json``), written atomically."""
+    try:
+        opts = BuildOptions(
+            source=source, out=out, annotations=annotations, questions=questions, image_root=image_root,
+            image_template=image_template, split=split, mode=mode, seed=seed, max_records=max_records,
+            sft_symbol_fraction=sft_symbol_fraction, check_images=check_images, on_bad_image=on_bad_image,
+            strict_extension=strict_extension,
+            symbols=SymbolOptions(k_min=k_min, k_max=k_max, icl_fraction=icl_fraction,
+                                  rejected_weights=_weights(rejected), pairs_per_query=pairs_per_query,
+                                  wrong_symbol=wrong_symbol, symbols_file=symbols_file,
+                                  builtin_symbols=builtin_symbols))
+    except (ValidationError, ValueError) as e:
+        console.print(f"[red]invalid options:[/red] {e}")
+        raise typer.Exit(2) from None
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("building", total=None)
+        try:
+            manifest = run_build(opts, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        except DataError as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(1) from None
+    c = manifest["counts"]
+    typer.echo(f"wrote {c['records']} records to {out} (kinds {c['by_kind']}, rejected {c['by_rejected_type']}, "
+               f"bad images skipped {manifest['bad_images']['skipped']})")
+
+
+@app.command()
+def inspect(
+    file: Path = typer.Argument(..., help="a .jsonl or .parquet record file"),
+    n: int = typer.Option(3, help="how many records to print"),
+    sheet: Optional[Path] = typer.Option(None, help="PNG contact sheet of the first record (default FILE.sample.png)"),
+    image_root: Optional[Path] = typer.Option(None, help="image folder (default: from the manifest)"),
+) -> None:
+    """Validate every record of FILE, print a few rendered samples and write a contact sheet of one."""
+    manifest = read_manifest(file)
+    root = image_root or (Path(manifest["source"]["image_root"]) if manifest else None)
+    shown, total, first = [], 0, None
+    try:
+        for rec in read_records(file):
+            total += 1
+            if first is None:
+                first = rec
+            if len(shown) < n:
+                shown.append(rec)
+    except DataError as e:
+        console.print(f"[red]invalid record:[/red] {e}")
+        raise typer.Exit(1) from None
+    for rec in shown:
+        typer.echo(describe(rec) + "\n")
+    typer.echo(f"{total} records, all valid")
+    if manifest:
+        typer.echo(f"manifest counts: {manifest['counts']}")
+    if first is not None:
+        path = contact_sheet(first, root, sheet or Path(f"{file}.sample.png"))
+        typer.echo(f"contact sheet: {path}")
+
+
+if __name__ == "__main__":
+    app()

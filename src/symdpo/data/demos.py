@@ -1,0 +1,82 @@
+"""Demonstration selection for ordinary in-context learning: random (seeded) and RICES.
+
+Both exclude the query's own image and never repeat an image inside one context. RICES (Yang et al.,
+as in OpenFlamingo's eval) ranks pool images by cosine similarity of their cached features and puts
+the most similar demonstration last, nearest the query.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+
+def random_demos(rng: random.Random, pool_images: Sequence[Hashable], query_image: Hashable, k: int,
+                 *, max_tries: int | None = None) -> list[int]:
+    """Return up to ``k`` random pool indices whose images differ from the query's and from each other."""
+    n = len(pool_images)
+    used, picked = {query_image}, []
+    tries = max_tries if max_tries is not None else 20 * k + 20
+    for _ in range(tries):  # rejection sampling: pools are large, collisions rare
+        if len(picked) == k:
+            return picked
+        i = rng.randrange(n)
+        if pool_images[i] not in used:
+            used.add(pool_images[i])
+            picked.append(i)
+    order = list(range(n))  # small or crowded pool: fall back to a full shuffle
+    rng.shuffle(order)
+    for i in order:
+        if len(picked) == k:
+            break
+        if pool_images[i] not in used:
+            used.add(pool_images[i])
+            picked.append(i)
+    return picked
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    """Return the rows of ``x`` scaled to unit L2 norm (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+class Rices:
+    """Retrieval-based in-context example selection over a pool with one feature row per item."""
+
+    def __init__(self, features: np.ndarray, images: Sequence[Hashable]) -> None:
+        if len(features) != len(images):
+            raise ValueError(f"{len(features)} feature rows for {len(images)} pool items")
+        first: dict[Hashable, int] = {}
+        self.items_of_image: list[list[int]] = []
+        for i, img in enumerate(images):  # rank images, not items: items sharing an image are one choice
+            if img not in first:
+                first[img] = len(self.items_of_image)
+                self.items_of_image.append([])
+            self.items_of_image[first[img]].append(i)
+        self.image_keys = list(first)
+        self.image_index = first
+        self.features = _normalize(np.asarray(features)[[items[0] for items in self.items_of_image]])
+
+    def select(self, query_features: np.ndarray, query_images: Sequence[Hashable], k: int, *,
+               rng: random.Random | None = None, chunk: int = 1024) -> list[list[int]]:
+        """Return, per query, ``k`` pool indices ordered by increasing similarity (most similar last)."""
+        q = _normalize(query_features)
+        k_eff = min(k, len(self.image_keys))
+        out: list[list[int]] = []
+        for start in range(0, len(q), chunk):  # chunks bound the (queries x pool) similarity matrix
+            sims = q[start:start + chunk] @ self.features.T
+            for row, img in zip(sims, query_images[start:start + chunk], strict=True):
+                own = self.image_index.get(img)
+                if own is not None:
+                    row[own] = -np.inf
+                top = np.argpartition(-row, k_eff - 1)[:k_eff] if k_eff < len(row) else np.arange(len(row))
+                top = top[np.isfinite(row[top])]
+                # ascending similarity; equal scores ordered by pool position, so results are deterministic
+                top = top[np.lexsort((-top, row[top]))]
+                items = self.items_of_image
+                out.append([items[j][rng.randrange(len(items[j]))] if rng else items[j][0] for j in top][-k:])
+        return out

@@ -1,0 +1,68 @@
+"""Options of a data build (pydantic: a typo or an impossible value fails before any work)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Source = Literal["vqav2", "okvqa", "textvqa", "easyvqa", "coco", "flickr30k"]
+
+
+class SymbolOptions(BaseModel):
+    """How SymDPO contexts and pairs are made (see the recipe in ``symbols.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    k_min: int = Field(2, ge=2)  # two demonstrations at least: one with the query's answer, one without
+    k_max: int = Field(8, ge=2)
+    icl_fraction: float = Field(0.2, ge=0.0, le=1.0)  # share of ordinary (text-answer) contexts
+    rejected_weights: dict[Literal["text", "wrong_symbol"], float] = {"text": 1.0, "wrong_symbol": 1.0}
+    pairs_per_query: Literal["one", "all"] = "one"  # one pair of a type drawn by weight, or one per type
+    wrong_symbol: Literal["shortcut", "random"] = "shortcut"
+    symbols_file: Path | None = None
+    builtin_symbols: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> SymbolOptions:
+        if self.k_max < self.k_min:
+            raise ValueError(f"k_max ({self.k_max}) < k_min ({self.k_min})")
+        if any(w < 0 for w in self.rejected_weights.values()) or not any(self.rejected_weights.values()):
+            raise ValueError("rejected_weights must be non-negative with a positive total")
+        if not self.builtin_symbols and self.symbols_file is None:
+            raise ValueError("no symbols: keep the built-in list or give a symbols file")
+        return self
+
+
+class BuildOptions(BaseModel):
+    """One ``symdpo data build``: which source, what to make, where to write it."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: Source
+    annotations: Path | None = None  # the annotation/caption/TextVQA file (unused for easyvqa)
+    questions: Path | None = None  # VQAv2 / OK-VQA questions file
+    image_root: Path | None = None  # easyvqa: the package's split folder when None
+    image_template: str | None = None  # override e.g. "{subtype}/COCO_{subtype}_{image_id:012d}.jpg"
+    split: str = "train"  # easyvqa split; Karpathy split(s), comma-separated ("train,restval")
+    mode: Literal["preference", "sft"] = "preference"
+    out: Path
+    seed: int = 0
+    max_records: int | None = Field(None, ge=1)
+    symbols: SymbolOptions = SymbolOptions()
+    sft_symbol_fraction: float = Field(0.5, ge=0.0, le=1.0)  # SFT on VQA: share of symbol sequences
+    check_images: Literal["none", "header", "decode"] = "header"
+    on_bad_image: Literal["error", "skip"] = "error"
+    strict_extension: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> BuildOptions:
+        needs = {"vqav2": ("questions", "annotations"), "okvqa": ("questions", "annotations"),
+                 "textvqa": ("annotations",), "coco": ("annotations",), "flickr30k": ("annotations",)}
+        for name in needs.get(self.source, ()):
+            if getattr(self, name) is None:
+                raise ValueError(f"source {self.source} needs --{name}")
+        if self.source != "easyvqa" and self.image_root is None:
+            raise ValueError(f"source {self.source} needs --image-root")
+        if self.mode == "preference" and self.source in ("coco", "flickr30k"):
+            raise ValueError("preference data needs a VQA source (captions have no question to symbolise)")
+        return self

@@ -1,0 +1,94 @@
+"""The symbol vocabulary: meaningless pseudo-words that replace demonstration answers.
+
+The built-in list is generated (not sampled) so it is identical on every machine and Python version:
+two consonant-vowel syllables, like the paper's neutral examples ("rhondda", "odwyer"). A user list can
+add to it or replace it. Every symbol that equals an answer string, an answer word or a question word of
+the source is removed, so a symbol can never be read as a real answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from symdpo.data.errors import DataError
+
+_ONSETS = ("b", "br", "d", "dr", "f", "g", "gl", "k", "kl", "l", "m", "n", "p", "pl", "r", "s", "sk", "st",
+           "t", "tr", "v", "z", "th", "sh")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
+_CODAS = ("", "n", "r", "l", "th", "nd", "sk", "m", "x")
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def builtin_symbols(n: int = 2048) -> list[str]:
+    """Return ``n`` distinct generated pseudo-words (fixed for every run and platform)."""
+    parts = (_ONSETS, _VOWELS, _CODAS, _ONSETS, _VOWELS)
+    total = 1
+    for p in parts:
+        total *= len(p)
+    words: list[str] = []
+    seen: set[str] = set()
+    step = 104729  # a prime not dividing ``total``: i*step mod total visits every combination once
+    i = 0
+    while len(words) < n and i < total:
+        j = (i * step + 12345) % total
+        i += 1
+        w = ""
+        for p in parts:
+            j, r = divmod(j, len(p))
+            w += p[r]
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+    return words
+
+
+def read_symbol_file(path: str | Path) -> list[str]:
+    """Return the symbols of a text file (one per line; blank lines and ``#`` comments ignored)."""
+    out = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        s = line.split("#", 1)[0].strip()
+        if not s:
+            continue
+        if any(c.isspace() for c in s):
+            raise DataError(path, f"a symbol must be one word, got {s!r}", line=n)
+        out.append(s)
+    return out
+
+
+def words_of(texts: Iterable[str]) -> set[str]:
+    """Return the lower-cased words of the texts."""
+    out: set[str] = set()
+    for t in texts:
+        out.update(_WORD.findall(t.lower()))
+    return out
+
+
+class SymbolVocabulary:
+    """Candidate symbols minus everything that collides with the source's answers and question words."""
+
+    def __init__(self, candidates: list[str], forbidden: set[str]) -> None:
+        seen: set[str] = set()
+        self.symbols: list[str] = []
+        self.excluded: list[str] = []
+        for s in candidates:
+            low = s.lower()
+            if low in seen:
+                continue
+            seen.add(low)
+            (self.excluded if low in forbidden or words_of([s]) & forbidden else self.symbols).append(s)
+
+    @classmethod
+    def for_source(cls, answers: Iterable[str], questions: Iterable[str], *, user: list[str] | None = None,
+                   builtin: bool = True) -> SymbolVocabulary:
+        """Return the vocabulary for a source with these answer strings and question strings."""
+        answers = list(answers)
+        forbidden = {a.lower() for a in answers} | words_of(answers) | words_of(questions)
+        return cls((builtin_symbols() if builtin else []) + (user or []), forbidden)
+
+    def describe(self) -> dict:
+        """Return the manifest entry: sizes, exclusions, a digest and the full list."""
+        return {"size": len(self.symbols), "excluded": self.excluded,
+                "sha256": hashlib.sha256("\n".join(self.symbols).encode()).hexdigest(), "symbols": self.symbols}
