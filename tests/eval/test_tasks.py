@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from types import SimpleNamespace as NS
 
 import pytest
 
+from symdpo.eval.errors import EvalError
 from symdpo.eval.prompts import render_context
 from symdpo.eval.tasks import (
     Task,
     get_task,
     list_tasks,
     register_task,
-    source_loader,
 )
 
 
@@ -74,12 +72,11 @@ def test_metrics() -> None:
     assert get_task("symbol_icl").metric({"p": "Rhondda", "q": "rhondda"}, probes)["score"] == 50.0
 
 
-def test_loader_imports_reader_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    fake = types.ModuleType("symdpo.data.sources._fake_reader")
-    fake.read = lambda **kw: calls.append(kw) or ["record"]
-    monkeypatch.setitem(sys.modules, "symdpo.data.sources._fake_reader", fake)
-    assert source_loader("_fake_reader")({"root": "/data"}, "val") == ["record"]
-    assert calls == [{"split": "val", "root": "/data"}]
-    with pytest.raises(RuntimeError, match="symdpo.data.sources.no_such_reader is not available"):
-        source_loader("no_such_reader")({}, "val")
+def test_loaders_read_the_data_readers(tmp_path) -> None:
+    test = get_task("easyvqa").load({}, "test")
+    assert len(test.records) == 9673 and test.records[0].id == "test-0"
+    assert (test.image_root / test.records[0].image).is_file()
+    with pytest.raises(EvalError, match=r"task textvqa needs --annotations \(the TextVQA val JSON\)"):
+        get_task("textvqa").load({}, "val")
+    with pytest.raises(EvalError, match="task coco needs --image-root"):
+        get_task("coco").load({"annotations": str(tmp_path / "k.json")}, "test")

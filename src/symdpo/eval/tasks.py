@@ -5,18 +5,18 @@ one decorated factory. The protocol values follow OpenFlamingo's evaluation (REF
 show the *first* caption / the *first* annotator answer, beam search with 3 beams and length_penalty 0.0,
 max new tokens 20 (captions), 5 (VQA), 10 (TextVQA).
 
-Data comes from the readers in ``symdpo.data.sources``. They are imported inside the loaders so this module
-imports (and the registry can be listed) before or without them. Assumed reader entry point:
-``symdpo.data.sources.<name>.read(split=..., **paths)`` returning ``VQAExample`` / ``CaptionExample`` records.
+Data comes from the readers in ``symdpo.data.sources`` through ``eval.datasets.read_split`` (imported inside
+the loaders, so the registry can be listed without reading anything). A loader returns a ``Split``: the
+``VQAExample`` / ``CaptionExample`` records and the folder their image paths are relative to.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from symdpo.eval.datasets import Split, split_loader
 from symdpo.eval.metrics.cider import compute_cider
 from symdpo.eval.metrics.vqa_accuracy import mean_vqa_accuracy, normalize_answer
 from symdpo.eval.postprocess import postprocess_caption, postprocess_okvqa, postprocess_vqa
@@ -41,7 +41,7 @@ class Task:
 
     name: str
     kind: Literal["caption", "vqa", "symbol_icl"]
-    load: Callable[[Mapping[str, Any], str], Sequence[Record]]  # (paths config, split) -> records
+    load: Callable[[Mapping[str, Any], str], Split]  # (paths config, split) -> records + image root
     template: PromptTemplate
     postprocess: Callable[[str], str]
     metric: Metric  # (predictions by record id, records) -> {"score": ..., ...}
@@ -91,24 +91,13 @@ def list_tasks() -> list[str]:
 # --- data loaders -------------------------------------------------------------------------------------------
 
 
-def source_loader(source: str) -> Callable[[Mapping[str, Any], str], Sequence[Record]]:
-    """Return a loader that reads ``split`` with the reader ``symdpo.data.sources.<source>``, imported lazily."""
+def symbol_probe_loader(paths: Mapping[str, Any], split: str) -> Split:
+    """Return symbol-ICL probe items built from a VQA split with the SymDPO builder (not wired yet: raises)."""
+    from symdpo.eval.errors import EvalError
 
-    def load(paths: Mapping[str, Any], split: str) -> Sequence[Record]:
-        try:
-            module = importlib.import_module(f"symdpo.data.sources.{source}")
-        except ModuleNotFoundError as err:
-            raise RuntimeError(f"the data reader symdpo.data.sources.{source} is not available: {err}") from err
-        return module.read(split=split, **paths)
-
-    return load
-
-
-def symbol_probe_loader(paths: Mapping[str, Any], split: str) -> Sequence[Record]:
-    """Return symbol-ICL probe items built from a VQA split with the SymDPO builder (imported lazily)."""
-    from symdpo.data import symbols
-
-    return symbols.build_probes(split=split, **paths)
+    # TODO(issue 5): build probes with symdpo.data.symbols.SymbolBuilder and let the runner take each
+    # record's own demonstrations (Task.demos_in_record); until then the task says so instead of crashing.
+    raise EvalError("task symbol_icl is registered but its probe builder is not wired into the runner yet")
 
 
 # --- metrics ------------------------------------------------------------------------------------------------
@@ -156,14 +145,14 @@ def symbol_accuracy_metric(predictions: Mapping[str, str], records: Sequence[Rec
 
 def _caption_task(name: str) -> Task:
     """Return a Karpathy-test captioning task scored with CIDEr."""
-    return Task(name, "caption", source_loader(name), CAPTION_TEMPLATE, postprocess_caption, cider_metric,
+    return Task(name, "caption", split_loader(name), CAPTION_TEMPLATE, postprocess_caption, cider_metric,
                 GenerationParams(max_new_tokens=20), eval_split="test")  # fmt: skip
 
 
 def _vqa_task(name: str, *, max_new_tokens: int = 5, postprocess=postprocess_vqa, metric=vqa_metric,
               eval_split: str = "val") -> Task:  # fmt: skip
     """Return a VQA task (validation split, VQA accuracy unless told otherwise)."""
-    return Task(name, "vqa", source_loader(name), VQA_TEMPLATE, postprocess, metric,
+    return Task(name, "vqa", split_loader(name), VQA_TEMPLATE, postprocess, metric,
                 GenerationParams(max_new_tokens=max_new_tokens), eval_split=eval_split)  # fmt: skip
 
 

@@ -1,0 +1,164 @@
+"""``symdpo eval``: run an evaluation, merge a sharded one, compare two runs.
+
+Every input problem ends in one ``error: ...`` line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import typer
+
+app = typer.Typer(help="Few-shot multimodal in-context evaluation (OpenFlamingo protocol).", no_args_is_help=True)
+
+
+def _split(value: str) -> list[str]:
+    """Return the comma-separated items of ``value``."""
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _one_line(err: Exception) -> str:
+    """Return an input error as one line (pydantic's multi-line report joined)."""
+    from pydantic import ValidationError
+
+    if isinstance(err, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+    return " ".join(str(err).split())
+
+
+def clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Return ``fn`` with input errors turned into one stderr line and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pydantic import ValidationError
+
+        from symdpo.data.errors import DataError
+        from symdpo.eval.errors import EvalError
+        from symdpo.models.presets import UnknownModelError
+
+        try:
+            return fn(*args, **kwargs)
+        except (EvalError, DataError, UnknownModelError, ValidationError) as err:
+            typer.echo(f"error: {_one_line(err)}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _load_model(name: str, dtype: str | None, device: str | None) -> tuple[Any, dict[str, Any]]:
+    """Return the model (moved to ``device``) and the description saved with the run."""
+    import torch
+
+    from symdpo.models.presets import load_model
+
+    model = load_model(name, dtype=dtype)
+    module = getattr(model, "model", None)  # the interface has no .to(); FlamingoLMM keeps its torch module here
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(module, torch.nn.Module):
+        module.to(device).eval()
+    info = {"name": name, "class": type(model).__name__, "source": getattr(model, "source", None),
+            "dtype": dtype, "device": device}
+    if isinstance(module, torch.nn.Module):
+        info["parameters"] = sum(p.numel() for p in module.parameters())
+    return model, info
+
+
+@app.command()
+@clean_errors
+def run(
+    model: str = typer.Option(..., help="preset name (e.g. tiny, openflamingo-3b-instruct) or a saved model folder"),
+    task: str = typer.Option(..., help="task name(s), comma-separated: coco, flickr30k, vqav2, okvqa, textvqa, easyvqa"),
+    out: Path = typer.Option(..., help="run directory (rerun with the same one to resume)"),
+    shots: str = typer.Option("0,4,8,16,32", help="comma-separated shot counts"),
+    trials: int = typer.Option(3, help="trials (seeds seed, seed+1, ...): mean ± std"),
+    seed: int = typer.Option(42),
+    num_samples: int = typer.Option(None, help="evaluate a seeded random subset of this many items"),
+    query_set_size: int = typer.Option(2048, help="demonstration pool drawn from train per trial"),
+    demos: str = typer.Option("random", help="demonstration selection: random or rices"),
+    demo_images: str = typer.Option("real", help="real, blank and/or shuffled (comma-separated)"),
+    query_image: str = typer.Option("real", help="real and/or blank (comma-separated)"),
+    batch_size: int = typer.Option(8),
+    annotations: str = typer.Option(None, help="evaluated split: annotations / TextVQA / Karpathy JSON"),
+    questions: str = typer.Option(None, help="evaluated split: VQA questions JSON"),
+    train_annotations: str = typer.Option(None, help="demonstration split annotations (Karpathy: defaults to --annotations)"),
+    train_questions: str = typer.Option(None, help="demonstration split VQA questions JSON"),
+    image_root: str = typer.Option(None, help="folder the annotation image paths are relative to"),
+    train_image_root: str = typer.Option(None, help="image folder of the demonstration split (default: --image-root)"),
+    image_template: str = typer.Option(None, help="image path template, e.g. '{subtype}/COCO_{subtype}_{image_id:012d}.jpg'"),
+    feature_cache: str = typer.Option(None, help="folder keeping vision features between runs"),
+    dtype: str = typer.Option(None, help="model dtype (float32, bfloat16, ...)"),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: cuda when present; the launcher's under accelerate)"),
+    rank: int = typer.Option(None, help="this process's shard (default: from accelerate / WORLD_SIZE)"),
+    world_size: int = typer.Option(None, help="number of shards"),
+    threads: int = typer.Option(None, help="torch CPU threads (default: torch's; 1 is often faster on a busy CPU)"),
+    progress: bool = typer.Option(True),
+    stop_after: int = typer.Option(None, hidden=True, help="stop after writing this many rows (resume tests)"),
+) -> None:
+    """Evaluate a model; writes predictions, results.json, results.md and shot curves into OUT."""
+    from symdpo.eval.config import EvalConfig
+    from symdpo.eval.distributed import current_shard
+    from symdpo.eval.merge import merge_run
+    from symdpo.eval.runner import run_eval, task_or_error
+
+    paths = {k: v for k, v in dict(annotations=annotations, questions=questions, train_annotations=train_annotations,
+                                   train_questions=train_questions, image_root=image_root,
+                                   train_image_root=train_image_root, image_template=image_template).items() if v}
+    try:
+        shot_list = [int(s) for s in _split(shots)]
+    except ValueError:
+        raise typer.BadParameter(f"--shots must be comma-separated integers, got {shots!r}") from None
+    config = EvalConfig(model=model, tasks=_split(task), shots=shot_list, trials=trials, seed=seed,
+                        num_samples=num_samples, query_set_size=query_set_size, demo_selection=demos,
+                        demo_images=_split(demo_images), query_image=_split(query_image), batch_size=batch_size,
+                        paths=paths, feature_cache=feature_cache)
+    for name in config.tasks:
+        task_or_error(name)  # before loading a model
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    shard = current_shard(rank, world_size)
+    lmm, info = _load_model(model, dtype, device or (str(shard.state.device) if shard.state else None))
+    stats = run_eval(config, lmm, out, model_info=info, rank=shard.rank, world=shard.world,
+                     stop_after=stop_after, progress=progress)
+    typer.echo(f"rank {shard.rank}/{shard.world}: {stats.written} new predictions, {stats.skipped} already done, "
+               f"{stats.seconds:.1f}s, {stats.images_encoded} images encoded", err=True)
+    if stats.interrupted:
+        raise typer.Exit(3)
+    shard.wait()
+    if shard.world > 1 and shard.state is None:
+        typer.echo(f"shard {shard.rank} done; when every shard is, run: symdpo eval merge {out}", err=True)
+    elif shard.rank == 0:
+        merge_run(out)
+        typer.echo((Path(out) / "results.md").read_text())
+
+
+@app.command()
+@clean_errors
+def merge(run_dir: Path = typer.Argument(..., help="run directory whose shards have all finished")) -> None:
+    """Score a (sharded) run from its predictions files and write its reports."""
+    from symdpo.eval.merge import merge_run
+
+    merge_run(run_dir)
+    typer.echo((run_dir / "results.md").read_text())
+
+
+@app.command()
+@clean_errors
+def compare(run_a: Path = typer.Argument(...), run_b: Path = typer.Argument(...)) -> None:
+    """Print two runs' scores side by side with B - A deltas."""
+    from symdpo.eval.report import compare as compare_runs
+
+    compare_runs(run_a, run_b)
+
+
+@app.command("tasks")
+def tasks_command() -> None:
+    """List the registered tasks."""
+    from symdpo.eval.tasks import list_tasks
+
+    typer.echo("\n".join(list_tasks()))

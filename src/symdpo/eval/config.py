@@ -1,0 +1,55 @@
+"""The configuration of one evaluation run (pydantic: a bad value fails before any model is loaded)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DemoImages = Literal["real", "blank", "shuffled"]
+QueryImage = Literal["real", "blank"]
+
+# Fields that change which items are evaluated or what is predicted for them: a run directory holds
+# predictions of one value of these only (shots, trials, tasks and conditions may grow between runs).
+PREDICTION_FIELDS = ("model", "seed", "query_set_size", "num_samples", "demo_selection", "paths")
+
+
+class EvalConfig(BaseModel):
+    """Tasks x shots x trials x image conditions, with the OpenFlamingo protocol's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    tasks: list[str] = Field(min_length=1)
+    shots: list[int] = [0, 4, 8, 16, 32]
+    trials: int = Field(3, ge=1)  # the paper reports the mean and std of 3 trials
+    seed: int = 42  # trial t uses seed + t (OpenFlamingo's default trial seed is 42)
+    query_set_size: int = Field(2048, ge=1)  # demonstration pool drawn from train, as OpenFlamingo
+    num_samples: int | None = Field(None, ge=1)  # evaluate a seeded random subset of this size
+    demo_selection: Literal["random", "rices"] = "random"
+    demo_images: list[DemoImages] = ["real"]
+    query_image: list[QueryImage] = ["real"]
+    batch_size: int = Field(8, ge=1)
+    paths: dict[str, str] = {}
+    feature_cache: str | None = None  # a folder for vision features kept between runs
+
+    @field_validator("shots")
+    @classmethod
+    def _shots(cls, v: list[int]) -> list[int]:
+        if not v or any(s < 0 for s in v):
+            raise ValueError(f"shots must be a non-empty list of numbers >= 0, got {v}")
+        return sorted(set(v))
+
+    @field_validator("demo_images", "query_image", "tasks")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("needs at least one value")
+        return list(dict.fromkeys(v))
+
+    def trial_seeds(self) -> list[int]:
+        """Return the seed of each trial."""
+        return [self.seed + t for t in range(self.trials)]
+
+    def prediction_fingerprint(self) -> dict[str, Any]:
+        """Return the fields that must match for earlier predictions in the run directory to be reused."""
+        return {k: getattr(self, k) for k in PREDICTION_FIELDS}

@@ -1,0 +1,70 @@
+"""The merge step: all processes' prediction files -> one predictions.jsonl, scores, and the report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from symdpo.eval.config import EvalConfig
+from symdpo.eval.errors import EvalError
+from symdpo.eval.plan import conditions
+from symdpo.eval.predictions import read_all, row_key
+from symdpo.eval.report import provenance, visual_reliance, write_reports
+from symdpo.eval.runner import CONFIG_FILE, MODEL_FILE, PREDICTIONS_DIR, eval_records, task_or_error
+
+
+def load_config(run_dir: str | Path) -> EvalConfig:
+    """Return the config saved in a run directory."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise EvalError(f"{run_dir} is not an evaluation run directory (no {CONFIG_FILE})")
+    return EvalConfig.model_validate_json(path.read_text())
+
+
+def merge_run(run_dir: str | Path) -> dict[str, Any]:
+    """Score a finished run: write predictions.jsonl, results.json, results.md and plots; return the results."""
+    run_dir = Path(run_dir)
+    config = load_config(run_dir)
+    rows = read_all(run_dir / PREDICTIONS_DIR)
+    cells: dict[tuple, dict[str, Any]] = {}
+    ordered: list[dict[str, Any]] = []
+    tokenizers = set()
+    for name in config.tasks:
+        task = task_or_error(name)
+        records = eval_records(config, task).records
+        for cond in conditions(config, name):
+            keys = [(*row_key({**cond.row(), "id": r.id}),) for r in records]
+            missing = [k for k in keys if k not in rows]
+            if missing:
+                raise EvalError(f"{len(missing)} of {len(keys)} predictions missing for {cond.row()}; rerun "
+                                f"`symdpo eval run` with --out {run_dir} to finish (every process of a sharded run)")
+            found = [rows[k] for k in keys]
+            ordered.extend(found)
+            scored = task.metric({r["id"]: r["prediction"] for r in found}, records)
+            tokenizers.add(scored.get("tokenizer"))
+            cell = cells.setdefault((name, cond.shots, cond.demo_images, cond.query_image), {
+                "task": name, "shots": cond.shots, "demo_images": cond.demo_images, "query_image": cond.query_image,
+                "metric": scored["metric"], "n": len(records), "trials": []})
+            cell["trials"].append({"seed": cond.seed, "score": scored["score"]})
+    for cell in cells.values():
+        scores = [t["score"] for t in cell["trials"]]
+        # population std (ddof 0), as OpenFlamingo's np.nanstd over trials
+        cell["mean"], cell["std"] = float(np.mean(scores)), float(np.std(scores))
+    tokenizers.discard(None)
+    model = json.loads((run_dir / MODEL_FILE).read_text()) if (run_dir / MODEL_FILE).exists() else {}
+    results = {
+        "config": config.model_dump(mode="json"),
+        "model": model,
+        **provenance(),
+        "cider_tokenizer": ",".join(sorted(tokenizers)) if tokenizers else None,
+        "results": list(cells.values()),
+        "visual_reliance": visual_reliance(list(cells.values())),
+    }
+    tmp = run_dir / "predictions.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
+    tmp.replace(run_dir / "predictions.jsonl")
+    write_reports(run_dir, results)
+    return results

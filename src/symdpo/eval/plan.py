@@ -1,0 +1,153 @@
+"""What a run evaluates: per task the eval subset and, per trial, the query set and the demonstrations.
+
+Everything here is a pure function of the config and the data, never of the process or the batch: item i's
+demonstrations come from an RNG seeded by (trial seed, item id), so any process, in any order, builds the
+same context for it. That is what lets sharded and resumed runs reproduce a single uninterrupted run.
+
+Deviation from OpenFlamingo, on purpose: its eval subset is redrawn with each trial seed; ours is drawn once
+(``seed``) so trials, shots and image conditions are scored on the same items and their differences are
+paired. Its demos are drawn per batch from one RNG; ours per item (same distribution).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from symdpo.data.demos import Rices, random_demos
+from symdpo.eval.config import EvalConfig
+from symdpo.eval.datasets import Split
+from symdpo.eval.errors import EvalError
+from symdpo.eval.images import BLANK, ImageRef
+from symdpo.eval.prompts import PromptItem, effective_num_shots, render_context, to_interleaved
+from symdpo.eval.tasks import Task
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One cell of the run: task x shots x trial x image conditions."""
+
+    task: str
+    shots: int
+    trial: int
+    seed: int
+    demo_images: str
+    query_image: str
+
+    def row(self) -> dict[str, Any]:
+        """Return the condition's fields as written in each prediction row."""
+        return {"task": self.task, "shots": self.shots, "trial": self.trial, "seed": self.seed,
+                "demo_images": self.demo_images, "query_image": self.query_image}
+
+
+@dataclass
+class Trial:
+    """The demonstration pool of one trial: query-set indices into the train split, and RICES over it."""
+
+    seed: int
+    query_set: list[int]
+    pool: list[Any] = field(default_factory=list)  # the query set's train records
+    pool_refs: list[ImageRef] = field(default_factory=list)
+    rices: Rices | None = None
+
+
+@dataclass
+class TaskPlan:
+    """One task's data: the evaluated records, the train split and the trials' query sets."""
+
+    task: Task
+    eval: Split
+    train: Split
+    trials: list[Trial]
+    eval_features: np.ndarray | None = None  # RICES: one pooled feature row per evaluated record
+    feature_row: dict[str, int] = field(default_factory=dict)
+
+    def demos(self, trial: Trial, record: Any, shots: int) -> list[Any]:
+        """Return the train records shown before ``record`` (most similar last under RICES)."""
+        k = effective_num_shots(shots)
+        pool = trial.pool
+        if trial.rices is not None:
+            row = self.eval_features[self.feature_row[record.id]][None]
+            picked = trial.rices.select(row, [self._eval_key(record)], k)[0]
+        else:
+            rng = random.Random(f"{trial.seed}/{record.id}")
+            picked = random_demos(rng, trial.pool_refs, self._eval_key(record), k)
+        if len(picked) < k:
+            raise EvalError(f"{self.task.name}: only {len(picked)} demonstrations with distinct images for "
+                            f"{k} shots (query set of {len(pool)} items); lower the shots")
+        return [pool[i] for i in picked]
+
+    def _train_key(self, record: Any) -> ImageRef:
+        return ImageRef(str(self.train.image_root), record.image)
+
+    def _eval_key(self, record: Any) -> ImageRef:
+        return ImageRef(str(self.eval.image_root), record.image)
+
+    def context(self, cond: Condition, record: Any) -> tuple[list[Any], list[str]]:
+        """Return the interleaved context (text and ImageRefs) for ``record`` under ``cond``, and the demo ids."""
+        task = self.task
+        trial = self.trials[cond.trial]
+        demos = self.demos(trial, record, cond.shots)
+        refs = [self._train_key(d) for d in demos]
+        if cond.demo_images == "blank":
+            refs = [BLANK] * len(refs)
+        elif cond.demo_images == "shuffled":
+            refs = derangement(refs, random.Random(f"{trial.seed}/{record.id}/shuffle"))
+        query_ref = BLANK if cond.query_image == "blank" else self._eval_key(record)
+        items = [PromptItem(ref, task.prompt_item(d, demo=True).fields) for ref, d in zip(refs, demos, strict=True)]
+        query = PromptItem(query_ref, task.prompt_item(record, demo=False).fields)
+        text, images = render_context(task.template, items, query, text_only_demos=cond.shots == 0)
+        return to_interleaved(text, images, task.template.image_marker), [d.id for d in demos]
+
+
+def derangement(items: list[Any], rng: random.Random) -> list[Any]:
+    """Return ``items`` permuted so that no position keeps its own item (as far as distinct items allow)."""
+    if len(items) < 2:
+        return list(items)
+    order = list(range(len(items)))
+    for _ in range(100):
+        rng.shuffle(order)
+        if all(i != j for i, j in enumerate(order)):
+            return [items[j] for j in order]
+    return items[1:] + items[:1]  # a rotation is always a derangement
+
+
+def eval_subset(records: Sequence[Any], num_samples: int | None, seed: int) -> list[Any]:
+    """Return a seeded random subset of ``num_samples`` records, in their file order (all when None)."""
+    if num_samples is None or num_samples >= len(records):
+        return list(records)
+    keep = sorted(random.Random(seed).sample(range(len(records)), num_samples))
+    return [records[i] for i in keep]
+
+
+def make_trial(train: Split, size: int, seed: int) -> Trial:
+    """Return a trial's seeded query set (OpenFlamingo draws 2048 train items per trial seed)."""
+    idx = random.Random(seed).sample(range(len(train.records)), min(size, len(train.records)))
+    pool = [train.records[i] for i in idx]
+    return Trial(seed, idx, pool, [ImageRef(str(train.image_root), r.image) for r in pool])
+
+
+def conditions(config: EvalConfig, task: str) -> list[Condition]:
+    """Return the task's conditions in run order; 0-shot demos are text-only, so only 'real' is run there."""
+    out = []
+    for query_image in config.query_image:
+        for demo_images in config.demo_images:
+            for shots in config.shots:
+                if shots == 0 and demo_images != "real":
+                    continue
+                for t, seed in enumerate(config.trial_seeds()):
+                    out.append(Condition(task, shots, t, seed, demo_images, query_image))
+    return out
+
+
+def check_shots(config: EvalConfig, name: str, trials: list[Trial]) -> None:
+    """Raise an EvalError when a shot count exceeds the query set."""
+    need = max(effective_num_shots(s) for s in config.shots)
+    have = min(len(t.query_set) for t in trials)
+    if need > have:
+        raise EvalError(f"{name}: {need} shots need at least {need} demonstrations but the query set has {have} "
+                        f"items (--query-set-size {config.query_set_size}, train split size)")

@@ -1,0 +1,218 @@
+"""Run an evaluation: tasks x image conditions x shots x trials, batched, sharded, resumable.
+
+Work is cut into batches in one canonical order and batch b belongs to process b % world. A batch is always
+generated whole, even when a kill left part of it done, so every item is decoded in the same company (same
+padding) as in an uninterrupted single-process run and gets bit-identical output. Rows already in the
+run's predictions files are never written again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from symdpo.data.errors import BadImageError
+from symdpo.data.images import check_image
+from symdpo.eval.config import EvalConfig
+from symdpo.eval.errors import EvalError
+from symdpo.eval.images import ImageProvider, ImageRef
+from symdpo.eval.plan import Condition, TaskPlan, check_shots, conditions, eval_subset, make_trial
+from symdpo.eval.predictions import PredictionWriter, part_path, read_all, row_key
+from symdpo.eval.tasks import Task, get_task
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.json"
+PREDICTIONS_DIR = "predictions"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records of one condition generated together."""
+
+    plan: TaskPlan
+    cond: Condition
+    records: list[Any]
+
+
+@dataclass
+class RunStats:
+    """What one process did."""
+
+    written: int = 0
+    skipped: int = 0  # items found finished in the predictions files
+    batches: int = 0
+    seconds: float = 0.0
+    images_encoded: int = 0
+    feature_hits: int = 0
+    interrupted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def task_or_error(name: str) -> Task:
+    """Return the registered task ``name``; an unknown name is an EvalError listing the known ones."""
+    try:
+        return get_task(name)
+    except KeyError as e:
+        raise EvalError(e.args[0]) from None
+
+
+def eval_records(config: EvalConfig, task: Task) -> Any:
+    """Return the task's evaluated split with its seeded subset of ``num_samples`` records."""
+    split = task.load(config.paths, task.eval_split)
+    if not split.records:
+        raise EvalError(f"{task.name}: the {task.eval_split} split has no records")
+    return type(split)(eval_subset(split.records, config.num_samples, config.seed), split.image_root)
+
+
+def check_images(name: str, refs: list[ImageRef]) -> None:
+    """Raise an EvalError naming the first missing or unreadable image (header check, no decoding)."""
+    for ref in sorted(set(refs)):
+        try:
+            check_image(ref.root, ref.rel)
+        except BadImageError as e:
+            raise EvalError(f"{name}: bad image {ref.path()}: {e}") from None
+
+
+def prepare(config: EvalConfig, model: Any | None = None) -> list[TaskPlan]:
+    """Return one plan per task: eval subset, query sets and (RICES) features, with every image checked."""
+    plans = []
+    for name in config.tasks:
+        task = task_or_error(name)
+        ev = eval_records(config, task)
+        train = task.load(config.paths, task.demo_split)
+        trials = [make_trial(train, config.query_set_size, s) for s in config.trial_seeds()]
+        check_shots(config, name, trials)
+        used = {i for t in trials for i in t.query_set}
+        check_images(name, [ImageRef(str(ev.image_root), r.image) for r in ev.records]
+                     + [ImageRef(str(train.image_root), train.records[i].image) for i in used])
+        plan = TaskPlan(task, ev, train, trials)
+        if config.demo_selection == "rices":
+            add_rices(plan, model, config)
+        plans.append(plan)
+    return plans
+
+
+def add_rices(plan: TaskPlan, model: Any, config: EvalConfig) -> None:
+    """Give ``plan`` RICES over each trial's query set, on the model's mean-pooled vision features."""
+    import numpy as np
+
+    from symdpo.data.demos import Rices
+    from symdpo.data.features import encode_images
+
+    if model is None or not hasattr(model, "image_features"):
+        raise EvalError("RICES needs a model with image_features (vision features to rank images by)")
+
+    def encoder(pixels):  # (N, 3, S, S) -> (N, D): the mean over patch tokens stands in for CLIP's pooled embedding
+        return model.image_features(list(pixels)).mean(1)
+
+    size = getattr(model, "image_size", 224)
+    ev = plan.eval
+    plan.eval_features = encode_images(ev.image_root, [r.image for r in ev.records], encoder, size=size)
+    plan.feature_row = {r.id: i for i, r in enumerate(ev.records)}
+    train_rows = sorted({i for t in plan.trials for i in t.query_set})
+    feats = encode_images(plan.train.image_root, [plan.train.records[i].image for i in train_rows], encoder, size=size)
+    row_of = {i: j for j, i in enumerate(train_rows)}
+    for t in plan.trials:
+        t.rices = Rices(np.stack([feats[row_of[i]] for i in t.query_set]), t.pool_refs)
+
+
+def batches(config: EvalConfig, plans: list[TaskPlan]) -> Iterator[Batch]:
+    """Yield every batch of the run in the canonical order (the same in every process)."""
+    for plan in plans:
+        records = list(plan.eval.records)
+        for cond in conditions(config, plan.task.name):
+            for start in range(0, len(records), config.batch_size):
+                yield Batch(plan, cond, records[start:start + config.batch_size])
+
+
+def write_run_files(out: Path, config: EvalConfig, model_info: dict[str, Any]) -> None:
+    """Write config.json and model.json, or check that an earlier run in ``out`` predicted the same things."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / CONFIG_FILE
+    if path.exists():
+        old = EvalConfig.model_validate_json(path.read_text())
+        if old.prediction_fingerprint() != config.prediction_fingerprint():
+            diff = [k for k, v in config.prediction_fingerprint().items() if old.prediction_fingerprint()[k] != v]
+            raise EvalError(f"{out} holds a run with different {', '.join(diff)}; use another --out")
+    for name, data in ((CONFIG_FILE, config.model_dump(mode="json")), (MODEL_FILE, model_info)):
+        tmp = out / f".{name}.{os.getpid()}.tmp"  # every process may write: atomic replace, same content
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, out / name)
+
+
+def run_eval(config: EvalConfig, model: Any, out: str | Path, *, model_info: dict[str, Any] | None = None,
+             rank: int = 0, world: int = 1, stop_after: int | None = None, progress: bool = False,
+             plans: list[TaskPlan] | None = None) -> RunStats:
+    """Generate this process's share of the predictions into ``out`` and return what it did.
+
+    ``stop_after`` stops after writing that many rows (tests use it to simulate a kill); ``plans`` reuses
+    the output of ``prepare(config, model)``.
+    """
+    if not 0 <= rank < world:
+        raise EvalError(f"rank {rank} is not in a world of {world} processes")
+    out = Path(out)
+    write_run_files(out, config, model_info or {"name": config.model})
+    plans = plans if plans is not None else prepare(config, model)
+    pred_dir = out / PREDICTIONS_DIR
+    finished = set(read_all(pred_dir)) if pred_dir.exists() else set()
+    provider = ImageProvider(model, disk=_disk_cache(config, model_info))
+    stats, start = RunStats(), time.perf_counter()
+    todo_batches = [b for i, b in enumerate(batches(config, plans)) if i % world == rank]
+    bar = _progress(len(todo_batches), progress, rank)
+    with PredictionWriter(part_path(pred_dir, rank)) as writer:
+        for batch in todo_batches:
+            rows = [{**batch.cond.row(), "id": r.id} for r in batch.records]
+            todo = [row_key(r) not in finished for r in rows]
+            stats.skipped += todo.count(False)
+            if any(todo):
+                for row, text, demo_ids in zip(rows, *generate(batch, model, provider), strict=True):
+                    row.update(prediction=batch.plan.task.postprocess(text), raw=text, demo_ids=demo_ids)
+                stats.batches += 1
+                for row, new in zip(rows, todo, strict=True):
+                    if new:
+                        writer.write(row)
+                        stats.written += 1
+                        if stop_after is not None and stats.written >= stop_after:
+                            stats.interrupted = True
+                            break
+            bar.update(1)
+            if stats.interrupted:
+                break
+    bar.close()
+    stats.seconds = time.perf_counter() - start
+    stats.images_encoded, stats.feature_hits = provider.encoded, provider.hits
+    return stats
+
+
+def generate(batch: Batch, model: Any, provider: ImageProvider) -> tuple[list[str], list[list[str]]]:
+    """Return the raw generations of a batch and each item's demonstration ids."""
+    built = [batch.plan.context(batch.cond, r) for r in batch.records]
+    contexts = [c for c, _ in built]
+    items = provider.resolve(x for c in contexts for x in c if isinstance(x, ImageRef))
+    contexts = [[items[x] if isinstance(x, ImageRef) else x for x in c] for c in contexts]
+    gen = batch.plan.task.generation
+    texts = model.generate(contexts, max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams,
+                           length_penalty=gen.length_penalty)
+    return texts, [ids for _, ids in built]
+
+
+def _disk_cache(config: EvalConfig, model_info: dict[str, Any] | None) -> Any:
+    """Return the on-disk feature cache of the model's vision encoder, when the config names a folder."""
+    if not config.feature_cache:
+        return None
+    from symdpo.data.features import FeatureCache
+
+    encoder = (model_info or {}).get("vision_id") or config.model
+    return FeatureCache(config.feature_cache, f"eval:{encoder}")
+
+
+def _progress(total: int, enabled: bool, rank: int) -> Any:
+    """Return a tqdm bar over batches (a no-op object when disabled)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=f"eval[rank {rank}]", unit="batch")
