@@ -11,11 +11,52 @@ import sys
 import click
 import typer
 
+from symdpo.data.cli import app as data_app
+from symdpo.eval.cli import app as eval_app
 from symdpo.models.cli import app as model_app
 
 app = typer.Typer(help="SymDPO: make multimodal models use the images in their in-context demonstrations.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(data_app, name="data", help="Build SymDPO preference and SFT data; inspect it.")
+app.add_typer(eval_app, name="eval", help="Few-shot evaluation with the OpenFlamingo protocol; compare runs.")
 app.add_typer(model_app, name="model")
+
+
+@app.command()
+def infer(
+    model: str = typer.Option(..., "--model", help="preset name or saved model directory"),
+    demo: list[str] = typer.Option([], "--demo", help="a demonstration: IMAGE then its text (VQA: 'question|answer')"),
+    query: list[str] = typer.Option(..., "--query", help="the query: IMAGE, then the question (VQA)"),
+    task: str = typer.Option("vqa", help="vqa or caption: which evaluation template writes the context"),
+) -> None:
+    """Answer a query image given your own demonstrations, e.g.
+    ``symdpo infer --model tiny --demo cat.jpg "What animal?|cat" --query dog.jpg "What animal?"``."""
+    from symdpo.infer import InferenceError, load
+
+    if task not in ("vqa", "caption"):
+        raise InferenceError(f"--task must be vqa or caption, not {task!r}")
+    pairs = _image_text_pairs(demo, "--demo")
+    if task == "vqa":
+        if len(query) != 2:
+            raise InferenceError("--query needs an image and a question for VQA")
+        demos = []
+        for image, text in pairs:
+            if "|" not in text:
+                raise InferenceError(f"VQA demonstration text must be 'question|answer', got {text!r}")
+            q, a = text.split("|", 1)
+            demos.append((image, q, a))
+        q_item = (query[0], query[1])
+    else:
+        demos, q_item = pairs, (query[0],)
+    predictor = load(model)
+    typer.echo(predictor.answer(demos, q_item, task=task))
+
+
+def _image_text_pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
+    # typer collects "--demo IMG TEXT" as IMG and TEXT in turn (see main's argv rewrite)
+    if len(values) % 2:
+        raise ValueError(f"{flag} takes an image and a text each time")
+    return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
 
 
 @app.command()
@@ -27,16 +68,37 @@ def demo() -> None:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from symdpo.config import ConfigError
+    from symdpo.data.errors import DataError
+    from symdpo.eval.errors import EvalError
     from symdpo.models.flamingo.checkpoints import CheckpointError
     from symdpo.models.presets import UnknownModelError
 
-    return (ConfigError, CheckpointError, UnknownModelError, FileNotFoundError, ValueError)
+    return (ConfigError, CheckpointError, UnknownModelError, DataError, EvalError, FileNotFoundError, ValueError)
+
+
+def _expand_two_value_options(argv: list[str]) -> list[str]:
+    """Return argv with ``--demo IMG TEXT`` / ``--query IMG TEXT`` written as one option per value."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--demo", "--query"):
+            j = i + 1
+            while j < len(argv) and j < i + 3 and not argv[j].startswith("--"):
+                out += [arg, argv[j]]
+                j += 1
+            if j == i + 1:
+                out.append(arg)
+            i = j
+        else:
+            out.append(arg)
+            i += 1
+    return out
 
 
 def main() -> None:
     """Run the CLI, turning user errors into one-line messages."""
     try:
-        app(standalone_mode=False)
+        app(args=_expand_two_value_options(sys.argv[1:]), prog_name="symdpo", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
