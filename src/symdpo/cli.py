@@ -14,12 +14,14 @@ import typer
 from symdpo.data.cli import app as data_app
 from symdpo.eval.cli import app as eval_app
 from symdpo.models.cli import app as model_app
+from symdpo.train.cli import app as train_app
 
 app = typer.Typer(help="SymDPO: make multimodal models use the images in their in-context demonstrations.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(data_app, name="data", help="Build SymDPO preference and SFT data; inspect it.")
 app.add_typer(eval_app, name="eval", help="Few-shot evaluation with the OpenFlamingo protocol; compare runs.")
 app.add_typer(model_app, name="model")
+app.add_typer(train_app, name="train", help="SFT and SymDPO training recipes (YAML config + dotted overrides).")
 
 
 @app.command()

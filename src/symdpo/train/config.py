@@ -1,0 +1,116 @@
+"""Recipe configs for `symdpo train sft|dpo`: one pydantic model per YAML section, unknown keys rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from symdpo.config import StrictModel
+
+
+class ModelSection(StrictModel):
+    """Which model to fine-tune and how its parameters are exposed to the optimiser."""
+
+    name: str  # a preset (tiny, openflamingo-3b-instruct, ...) or a directory written by save_pretrained
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # storage dtype; bf16 compute is `precision`
+    train_embeddings: bool = True  # OpenFlamingo: only the new tokens' rows change (gradient mask)
+    gradient_checkpointing: bool = False
+
+
+class LoraSection(StrictModel):
+    """Optional LoRA adapters on the language model (peft), trained beside OpenFlamingo's set."""
+
+    enabled: bool = False
+    r: int = Field(8, ge=1)
+    alpha: float = 16.0
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = ["q_proj", "v_proj"]  # MPT: ["Wqkv"]; GPT-NeoX: ["query_key_value"]
+
+
+class DataSection(StrictModel):
+    """Record file written by `symdpo data build` and how it is batched."""
+
+    path: Path
+    image_root: Path | None = None  # default: the image_root in the data's manifest
+    micro_batch_size: int = Field(1, ge=1)  # per process and forward
+    global_batch_size: int = Field(8, ge=1)  # per optimiser step, all processes together
+    max_records: int | None = Field(None, ge=1)
+    shuffle: bool = True
+
+
+class OptimSection(StrictModel):
+    """AdamW with decay only on the gated cross-attention parameters (OpenFlamingo's / the reference's choice)."""
+
+    lr: float = Field(5e-6, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    max_grad_norm: float | None = 1.0
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = Field(0.01, ge=0, le=1)  # of the total optimiser steps, sized from the data length
+    epochs: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1)  # cap on optimiser steps (the schedule is sized by it then)
+
+
+class DPOSection(StrictModel):
+    """The preference loss and the reference model."""
+
+    beta: float = Field(0.1, gt=0)
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
+    sft_weight: float = Field(1.0, ge=0)  # the reference adds CE on the chosen answer with weight 1.0
+    shared_prefix: bool = True  # run the context once, branch both answers from its KV cache
+    reference: Literal["precomputed", "live"] = "precomputed"
+    # live reference: share the policy's frozen tensors (vision, LM) instead of copying the whole model
+    share_frozen: bool = True
+    reference_batch_size: int = Field(8, ge=1)  # precompute pass
+
+
+class CheckpointSection(StrictModel):
+    """Atomic, resumable checkpoints."""
+
+    every_steps: int = Field(100, ge=1)
+    keep_last: int = Field(2, ge=1)
+
+
+class LoggingSection(StrictModel):
+    """Where metrics go; JSONL always, the others when installed and asked for."""
+
+    every_steps: int = Field(1, ge=1)
+    tensorboard: bool = True
+    wandb: bool = False
+    mlflow: bool = False
+    progress: bool = True
+    plot: bool = True
+
+
+class TrainConfig(StrictModel):
+    """A training run: `symdpo train dpo|sft --config FILE key=value ...`."""
+
+    output_dir: Path
+    seed: int = 0
+    precision: Literal["no", "bf16", "fp16"] = "no"  # accelerate mixed precision (autocast)
+    model: ModelSection
+    lora: LoraSection = LoraSection()
+    data: DataSection
+    optim: OptimSection = OptimSection()
+    dpo: DPOSection = DPOSection()
+    checkpoint: CheckpointSection = CheckpointSection()
+    logging: LoggingSection = LoggingSection()
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.data.global_batch_size % self.data.micro_batch_size:
+            raise ValueError(f"data.global_batch_size ({self.data.global_batch_size}) is not a multiple of "
+                             f"data.micro_batch_size ({self.data.micro_batch_size})")
+        return self
+
+    def accumulation_steps(self, world_size: int) -> int:
+        """Return the micro-batches per process per optimiser step; raise if the batch does not divide."""
+        per_step = self.data.micro_batch_size * world_size
+        if self.data.global_batch_size % per_step:
+            raise ValueError(f"data.global_batch_size {self.data.global_batch_size} is not a multiple of "
+                             f"micro_batch_size x processes = {per_step}")
+        return self.data.global_batch_size // per_step

@@ -1,0 +1,128 @@
+"""Training examples from `symdpo data build` record files, and the deterministic global batch order.
+
+The batch order is a pure function of (seed, epoch, step): resuming needs only the step number, and every
+process of a run, whatever their number, sees the same global batch at the same optimiser step.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from symdpo.data.images import load_image
+from symdpo.data.recordio import read_records
+from symdpo.data.records import PreferenceRecord, render_openflamingo
+
+IMAGE_TAG = "<image>"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One rendered record: interleaved context, answers ending with `<|endofchunk|>`, rejected type."""
+
+    id: str
+    context: list  # text segments and image items, in reading order
+    chosen: str
+    rejected: str | None  # None for SFT records
+    group: str  # rejected type (text, wrong_symbol, wrong_answer) or SFT kind
+
+
+def manifest_image_root(path: str | Path) -> Path | None:
+    """Return the image root recorded in the data's manifest (``<data>.manifest.json``), if there is one."""
+    manifest = Path(f"{path}.manifest.json")
+    if not manifest.is_file():
+        return None
+    root = json.loads(manifest.read_text()).get("source", {}).get("image_root")
+    return Path(root) if root else None
+
+
+def interleave(text: str, images: list) -> list:
+    """Return the context as text segments with an image item wherever ``<image>`` stood."""
+    parts = text.split(IMAGE_TAG)
+    if len(parts) != len(images) + 1:
+        raise ValueError(f"{len(parts) - 1} {IMAGE_TAG} tags for {len(images)} images")
+    out: list = []
+    for i, part in enumerate(parts):
+        if i:
+            out.append(images[i - 1])
+        if part:
+            out.append(part)
+    return out
+
+
+class RecordDataset:
+    """Rendered records of one file; images are loaded (and kept) on first access."""
+
+    def __init__(self, path: str | Path, *, image_root: str | Path | None = None, max_records: int | None = None,
+                 end_of_chunk: str = "<|endofchunk|>"):
+        self.path = Path(path)
+        root = image_root or manifest_image_root(self.path)
+        if root is None:
+            raise ValueError(f"{self.path}: no image root (no manifest beside it): set data.image_root")
+        self.image_root = Path(root)
+        self.records = []
+        for rec in read_records(self.path):
+            self.records.append(rec)
+            if max_records and len(self.records) >= max_records:
+                break
+        if not self.records:
+            raise ValueError(f"{self.path}: no records")
+        self.end_of_chunk = end_of_chunk
+        self._image = lru_cache(maxsize=4096)(self._load)  # easy-VQA-sized sets stay in memory
+
+    def _load(self, rel: str):
+        return load_image(self.image_root, rel)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> Example:
+        rec = self.records[i]
+        text, images, chosen, rejected = render_openflamingo(rec, end_of_chunk=self.end_of_chunk)
+        return Example(rec.id, interleave(text, [self._image(p) for p in images]), chosen, rejected, self.group(i))
+
+    def answers(self, i: int) -> tuple[str, str | None]:
+        """Return (chosen, rejected) answers of record ``i`` as scored (with the end marker), without images."""
+        return render_openflamingo(self.records[i], end_of_chunk=self.end_of_chunk)[2:]
+
+    def group(self, i: int) -> str:
+        """Return the metrics group of record ``i``: its rejected type, or its kind for SFT records."""
+        rec = self.records[i]
+        return rec.rejected_type if isinstance(rec, PreferenceRecord) else rec.kind
+
+    def is_preference(self) -> bool:
+        """Return True when the records are preference pairs (they have a rejected answer)."""
+        return isinstance(self.records[0], PreferenceRecord)
+
+
+def steps_per_epoch(n: int, global_batch: int) -> int:
+    """Return the optimiser steps of one epoch; the last incomplete global batch is dropped (reshuffled next epoch)."""
+    steps = n // global_batch
+    if steps == 0:
+        raise ValueError(f"{n} records cannot fill one global batch of {global_batch}")
+    return steps
+
+
+def epoch_order(n: int, epoch: int, seed: int, shuffle: bool) -> list[int]:
+    """Return the record order of an epoch (a seeded permutation, independent of the process count)."""
+    order = list(range(n))
+    if shuffle:
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return order
+
+
+def step_indices(n: int, step: int, *, global_batch: int, seed: int, shuffle: bool) -> list[int]:
+    """Return the record indices of optimiser step ``step`` (0-based, counted over all epochs)."""
+    spe = steps_per_epoch(n, global_batch)
+    epoch, within = divmod(step, spe)
+    return epoch_order(n, epoch, seed, shuffle)[within * global_batch:(within + 1) * global_batch]
+
+
+def micro_batches(indices: list[int], *, rank: int, world: int, micro_batch: int) -> list[list[int]]:
+    """Return this process's micro-batches of one global batch: a contiguous share, split in order."""
+    share = len(indices) // world
+    mine = indices[rank * share:(rank + 1) * share]
+    return [mine[i:i + micro_batch] for i in range(0, len(mine), micro_batch)]

@@ -1,0 +1,92 @@
+"""`symdpo train dpo`: SymDPO (sigmoid DPO + an SFT term on the chosen answer) on preference records.
+
+setup → reference (precomputed beside the data, or a live frozen copy) → train → save → cleanup.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from symdpo.train import loop
+from symdpo.train.config import TrainConfig
+from symdpo.train.losses import dpo_metrics, preference_loss
+from symdpo.train.reference import fingerprint, live_reference, precompute, reference_path
+
+
+def answer_tokens(tokenizer, answers: list[str]) -> int:
+    """Return the number of scored tokens of ``answers`` (tokenized alone, as the model scores them)."""
+    return sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+
+
+class DPOObjective:
+    """Per-micro-batch DPO loss with global normalisation, and the step's TRL-named metrics."""
+
+    plot_keys = ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "lr"]
+
+    def __init__(self, cfg: TrainConfig, s: loop.Setup, *, ref_logps=None, ref_lmm=None):
+        self.cfg, self.s, self.d = cfg, s, cfg.dpo
+        self.ref_logps, self.ref_lmm = ref_logps, ref_lmm
+
+    def denominators(self, indices: list[int]) -> dict[str, float]:
+        chosen = [self.s.dataset.answers(i)[0] for i in indices]
+        return {"pairs": len(indices), "tokens": answer_tokens(self.s.lmm.tokenizer, chosen)}
+
+    def reference(self, indices: list[int], examples) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the reference (chosen, rejected) log-probs of a micro-batch."""
+        dev = self.s.accelerator.device
+        if self.ref_logps is not None:
+            c, r = self.ref_logps
+            return c[indices].to(dev), r[indices].to(dev)
+        with torch.no_grad(), self.s.accelerator.autocast():
+            c, r, _, _ = self.ref_lmm.pair_logps([e.context for e in examples], [e.chosen for e in examples],
+                                                 [e.rejected for e in examples], shared_prefix=self.d.shared_prefix)
+        return c.float(), r.float()
+
+    def micro_step(self, scorer, indices, totals, world):
+        ex = [self.s.dataset[i] for i in indices]
+        pc, pr, nc, nr = scorer([e.context for e in ex], [e.chosen for e in ex], [e.rejected for e in ex])
+        pc, pr = pc.float(), pr.float()
+        rc, rr = self.reference(indices, ex)
+        if self.d.loss_type == "ipo":  # IPO works on per-token mean log-probs (see losses.py)
+            lc, lr_, rc_, rr_ = pc / nc, pr / nr, rc / nc, rr / nr
+        else:
+            lc, lr_, rc_, rr_ = pc, pr, rc, rr
+        losses, cr, rj = preference_loss(lc, lr_, rc_, rr_, beta=self.d.beta, loss_type=self.d.loss_type,
+                                         label_smoothing=self.d.label_smoothing)
+        # sums over the micro-batch / global counts of the step, x world to undo the data-parallel mean
+        loss = losses.sum() / totals["pairs"] * world
+        if self.d.sft_weight:
+            # the SFT term is a token-weighted cross-entropy over all chosen answers of the optimiser step
+            loss = loss + self.d.sft_weight * (-pc.sum()) / totals["tokens"] * world
+        local = {"losses": losses, "chosen_rewards": cr, "rejected_rewards": rj, "policy_chosen": pc,
+                 "policy_rejected": pr}
+        return loss, local
+
+    def metrics(self, g, indices, totals):
+        groups = [self.s.dataset.group(i) for i in indices]
+        m = dpo_metrics(g["chosen_rewards"], g["rejected_rewards"], g["policy_chosen"], g["policy_rejected"], groups)
+        m["loss/dpo"] = g["losses"].mean().item()
+        m["loss/sft"] = (-g["policy_chosen"].sum() / totals["tokens"]).item()
+        m["loss"] = m["loss/dpo"] + self.d.sft_weight * m["loss/sft"]
+        return m
+
+
+def prepare_reference(cfg: TrainConfig, s: loop.Setup) -> dict:
+    """Return the objective's reference: {'ref_logps': (chosen, rejected)} or {'ref_lmm': frozen copy}."""
+    if cfg.dpo.reference == "live":
+        return {"ref_lmm": live_reference(s.lmm, share_frozen=cfg.dpo.share_frozen)}
+    fp = fingerprint(s.dataset, model=cfg.model.name, dtype=cfg.model.dtype, precision=cfg.precision,
+                     lora=cfg.lora.enabled)
+    path = reference_path(s.dataset, fp)
+    logps = precompute(s.accelerator, s.lmm, s.dataset, path, batch_size=cfg.dpo.reference_batch_size,
+                       shared_prefix=cfg.dpo.shared_prefix)
+    return {"ref_logps": logps}
+
+
+def train_dpo(cfg: TrainConfig, *, resume: bool = False, on_step=None) -> dict:
+    """Run DPO training for ``cfg``; return {'step', 'stopped', 'final'}."""
+    s = loop.setup(cfg, resume=resume)
+    if not s.dataset.is_preference():
+        raise ValueError(f"{cfg.data.path}: DPO needs preference records (chosen/rejected), got SFT records")
+    objective = DPOObjective(cfg, s, **prepare_reference(cfg, s))
+    return loop.run(s, objective, resume=resume, on_step=on_step)

@@ -1,0 +1,263 @@
+"""The training loop shared by the SFT and DPO recipes: setup, steps, checkpoints, logging, final save.
+
+Loss normalisation is global: each micro-batch's loss is divided by the *whole optimiser step's* pair and
+token counts (known before any forward, from the deterministic batch order), times the process count to
+undo the data-parallel gradient mean. A step's gradient is then the same whatever the split into processes
+and micro-batches, so a 2-process run reproduces a 1-process run with the same global batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from symdpo.train import checkpointing as ckpt
+from symdpo.train.config import TrainConfig
+from symdpo.train.data import RecordDataset, micro_batches, step_indices, steps_per_epoch
+from symdpo.train.params import (
+    add_lora,
+    mask_embedding_grads,
+    merge_lora,
+    param_groups,
+    set_trainable,
+    trainable_named,
+)
+from symdpo.train.tracking import Tracker, plot_curves, progress_bar
+
+
+class Scorer(nn.Module):
+    """The one module handed to accelerate: its forward is every model call of a micro-batch.
+
+    Data-parallel wrappers (DDP, FSDP, DeepSpeed) see one forward per backward, however many LM calls the
+    shared-prefix scoring makes inside it (context prefill, then the answers on its KV cache).
+    """
+
+    def __init__(self, lmm, *, shared_prefix: bool = True):
+        super().__init__()
+        self.model = lmm.model  # registered: the wrapper syncs and shards these parameters
+        self._lmm = [lmm]  # a list, so the FlamingoLMM (not a Module) is not registered twice
+        self.shared_prefix = shared_prefix
+
+    def forward(self, contexts: list, chosen: list[str], rejected: list[str] | None = None):
+        lmm = self._lmm[0]
+        if rejected is None:
+            return lmm.answer_logps(contexts, chosen)
+        return lmm.pair_logps(contexts, chosen, rejected, shared_prefix=self.shared_prefix)
+
+
+class Objective(Protocol):
+    """What a recipe plugs into the loop."""
+
+    plot_keys: list[str]
+
+    def denominators(self, indices: list[int]) -> dict[str, float]:
+        """Return the global counts of one optimiser step (pairs, answer tokens) used to normalise losses."""
+
+    def micro_step(self, scorer: nn.Module, indices: list[int], totals: dict[str, float],
+                   world: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return (loss to backpropagate, per-example tensors to gather for metrics)."""
+
+    def metrics(self, gathered: dict[str, torch.Tensor], indices: list[int], totals: dict[str, float]) -> dict[str, float]:
+        """Return the step's logged metrics from the per-example tensors of every process."""
+
+
+@dataclass
+class Setup:
+    """Everything `run` needs, built by `setup`."""
+
+    cfg: TrainConfig
+    accelerator: object
+    lmm: object
+    dataset: RecordDataset
+    trainable: list[nn.Parameter]
+    total_steps: int
+    extras: dict = field(default_factory=dict)
+
+
+def make_accelerator(cfg: TrainConfig):
+    """Return an Accelerator for ``cfg`` (CPU when no GPU; DeepSpeed is told the accumulation steps)."""
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import DistributedType
+
+    cpu = not torch.cuda.is_available()
+    state = PartialState(cpu=cpu)
+    accum = cfg.accumulation_steps(state.num_processes)
+    # DeepSpeed steps its optimiser inside backward and must know the accumulation; the others are stepped here
+    ds = state.distributed_type == DistributedType.DEEPSPEED
+    return Accelerator(cpu=cpu, mixed_precision=cfg.precision, gradient_accumulation_steps=accum if ds else 1)
+
+
+def check_fresh(cfg: TrainConfig, resume: bool) -> None:
+    """Refuse to start over a run that has checkpoints unless resuming (checked before anything is loaded)."""
+    latest = ckpt.latest_checkpoint(cfg.output_dir)
+    if latest and not resume:
+        raise SystemExit(f"{cfg.output_dir} already holds checkpoints ({latest.name}): pass --resume, or "
+                         "choose another output_dir")
+
+
+def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
+    """Load the model and data, choose the trainable set and size the schedule from the data length."""
+    from accelerate.utils import set_seed
+
+    from symdpo.models.presets import load_model
+
+    check_fresh(cfg, resume)
+
+    # transformers warns on every forward that `past_key_values` will be renamed: noise in a training log
+    warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
+    accelerator = make_accelerator(cfg)
+    set_seed(cfg.seed)
+    lmm = load_model(cfg.model.name, dtype=cfg.model.dtype)
+    if cfg.lora.enabled:
+        add_lora(lmm.model.lm, r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
+                 target_modules=cfg.lora.target_modules)
+    trainable = set_trainable(lmm.model, train_embeddings=cfg.model.train_embeddings, lora=cfg.lora.enabled)
+    mask_embedding_grads(lmm.model, lmm.tokenizer)
+    if cfg.model.gradient_checkpointing:
+        lmm.model.gradient_checkpointing_enable()
+    lmm.model.train()
+    lmm.model.vision.eval()  # frozen tower: keep it in inference mode whatever it contains
+    dataset = RecordDataset(cfg.data.path, image_root=cfg.data.image_root, max_records=cfg.data.max_records,
+                            end_of_chunk=lmm.end_of_chunk)
+    spe = steps_per_epoch(len(dataset), cfg.data.global_batch_size)
+    total = cfg.optim.max_steps or cfg.optim.epochs * spe  # sized from the data, not from a constant
+    return Setup(cfg, accelerator, lmm, dataset, trainable, total)
+
+
+def make_scheduler(cfg: TrainConfig, optimizer, total_steps: int):
+    """Return the LR schedule: warm-up over ``warmup_ratio`` of the real step count, then linear/cosine/constant."""
+    from transformers import get_scheduler
+
+    warmup = math.ceil(cfg.optim.warmup_ratio * total_steps)
+    name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[cfg.optim.schedule]
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+class _Stop:
+    """SIGTERM (preemption) sets a flag; the loop saves at the end of the current step and exits."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        self._old = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGTERM, self._old)
+
+
+def run(s: Setup, objective: Objective, *, resume: bool = False,
+        on_step: Callable[[int], None] | None = None) -> dict:
+    """Train to the end (or to SIGTERM); return {'step', 'stopped', 'final'}."""
+    from accelerate.utils import DistributedType
+
+    cfg, acc = s.cfg, s.accelerator
+    out = Path(cfg.output_dir)
+    sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    scorer = Scorer(s.lmm, shared_prefix=cfg.dpo.shared_prefix)
+    optimizer = torch.optim.AdamW(param_groups(s.lmm.model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                  betas=cfg.optim.betas, eps=cfg.optim.eps)
+    scheduler = make_scheduler(cfg, optimizer, s.total_steps)  # not prepared: accelerate would step it per process
+    scorer, optimizer = acc.prepare(scorer, optimizer)
+    start = 0
+    if acc.is_main_process:
+        ckpt.remove_partial(out)
+    acc.wait_for_everyone()
+    latest = ckpt.latest_checkpoint(out)
+    check_fresh(cfg, resume)
+    if resume and latest:
+        start = ckpt.load_checkpoint(acc, latest, model=s.lmm.model, optimizer=optimizer, scheduler=scheduler,
+                                     sharded=sharded)["step"]
+    tracker = Tracker(out, cfg.logging, resume_step=start, enabled=acc.is_main_process,
+                      run_config=cfg.model_dump(mode="json"))
+    world, rank = acc.num_processes, acc.process_index
+    accum = cfg.accumulation_steps(world)
+    if acc.is_main_process:  # what this launch actually ran with (a resumed run may use other processes)
+        info = {"processes": world, "accumulation_steps": accum, "records": len(s.dataset),
+                "total_steps": s.total_steps, "start_step": start, "distributed_type": str(acc.distributed_type)}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "run.json").write_text(json.dumps(info, indent=2))
+    stopped, done = False, start
+    bar = progress_bar(s.total_steps, enabled=acc.is_main_process and cfg.logging.progress)
+    with _Stop() as stop, bar:
+        task = bar.add_task("train", total=s.total_steps, completed=start, loss="-", acc="-")
+        for step in range(start, s.total_steps):
+            idx = step_indices(len(s.dataset), step, global_batch=cfg.data.global_batch_size, seed=cfg.seed,
+                               shuffle=cfg.data.shuffle)
+            totals = objective.denominators(idx)
+            parts: dict[str, list[torch.Tensor]] = {}
+            mbs = micro_batches(idx, rank=rank, world=world, micro_batch=cfg.data.micro_batch_size)
+            assert len(mbs) == accum
+            for j, mb in enumerate(mbs):
+                # gradients are all-reduced once per optimiser step, on its last micro-batch
+                sync = contextlib.nullcontext() if j == len(mbs) - 1 else acc.no_sync(scorer)
+                with sync:
+                    loss, local = objective.micro_step(scorer, mb, totals, world)
+                    # accelerate divides by its accumulation count (DeepSpeed only); our loss is already global
+                    acc.backward(loss * acc.gradient_accumulation_steps)
+                for k, v in local.items():
+                    parts.setdefault(k, []).append(v.detach().float())
+            grad_norm = None
+            if cfg.optim.max_grad_norm:
+                grad_norm = acc.clip_grad_norm_(s.trainable, cfg.optim.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            gathered = {k: acc.gather(torch.cat(v)).cpu() for k, v in parts.items()}
+            metrics = objective.metrics(gathered, idx, totals)
+            metrics["lr"] = scheduler.get_last_lr()[0]
+            if grad_norm is not None:
+                metrics["grad_norm"] = float(grad_norm)
+            done = step + 1
+            if done % cfg.logging.every_steps == 0 or done == s.total_steps:
+                tracker.log(done, metrics)
+            bar.update(task, completed=done, loss=f"{metrics['loss']:.4f}",
+                       acc=f"{metrics.get('rewards/accuracies', float('nan')):.2f}")
+            stop_now = bool(acc.reduce(torch.tensor([float(stop.requested)], device=acc.device), "sum").item())
+            if done % cfg.checkpoint.every_steps == 0 or stop_now:
+                ckpt.save_checkpoint(acc, out, done, model=s.lmm.model, optimizer=optimizer, scheduler=scheduler,
+                                     trainable=trainable_named(s.lmm.model), state={"total_steps": s.total_steps},
+                                     keep_last=cfg.checkpoint.keep_last, sharded=sharded)
+            if on_step:
+                on_step(done)
+            if stop_now:
+                stopped = True
+                break
+    tracker.close()
+    final = None
+    if not stopped:
+        final = save_final(s, objective)
+    acc.wait_for_everyone()
+    return {"step": done, "stopped": stopped, "final": final}
+
+
+def save_final(s: Setup, objective: Objective) -> Path | None:
+    """Write the fine-tuned model (trainable-only over its base; merged and full with LoRA) and the PNG."""
+    acc, out = s.accelerator, Path(s.cfg.output_dir)
+    acc.wait_for_everyone()
+    if not acc.is_main_process:
+        return None
+    final = out / "final"
+    if s.cfg.lora.enabled:
+        merge_lora(s.lmm.model.lm)  # the merged LM differs from the base, so the whole model is saved
+        s.lmm.save_pretrained(final, trainable_only=False)
+    else:
+        s.lmm.save_pretrained(final, trainable_only=True)
+    if s.cfg.logging.plot:
+        plot_curves(out / "metrics.jsonl", out / "curves.png", objective.plot_keys)
+    return final

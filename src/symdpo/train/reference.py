@@ -1,0 +1,99 @@
+"""The DPO reference model: log-probs precomputed in one pass and stored beside the data, or a live frozen copy."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from symdpo.train.data import RecordDataset
+
+
+def fingerprint(dataset: RecordDataset, *, model: str, dtype: str, precision: str, lora: bool) -> str:
+    """Return a short hash of everything the reference log-probs depend on (data bytes, model, numerics)."""
+    h = hashlib.sha256()
+    with open(dataset.path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    meta = {"model": model, "dtype": dtype, "precision": precision, "n": len(dataset), "lora": lora,
+            "image_root": str(dataset.image_root), "end": dataset.end_of_chunk, "version": 1}
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def reference_path(dataset: RecordDataset, fp: str) -> Path:
+    """Return where the reference log-probs of ``dataset`` live: beside the data file."""
+    return dataset.path.with_name(f"{dataset.path.name}.reflogps-{fp}.safetensors")
+
+
+@torch.no_grad()
+def pair_logps(lmm, dataset: RecordDataset, indices: list[int], *, batch_size: int,
+               shared_prefix: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (chosen, rejected) summed answer log-probs of records ``indices`` under ``lmm``, as float32 CPU."""
+    chosen, rejected = [], []
+    for start in range(0, len(indices), batch_size):
+        ex = [dataset[i] for i in indices[start:start + batch_size]]
+        c, r, _, _ = lmm.pair_logps([e.context for e in ex], [e.chosen for e in ex], [e.rejected for e in ex],
+                                    shared_prefix=shared_prefix)
+        chosen.append(c.float().cpu())
+        rejected.append(r.float().cpu())
+    if not chosen:
+        return torch.zeros(0), torch.zeros(0)
+    return torch.cat(chosen), torch.cat(rejected)
+
+
+def precompute(accelerator, lmm, dataset: RecordDataset, path: Path, *, batch_size: int,
+               shared_prefix: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (N,) reference log-probs of chosen and rejected for every record, computing them once if absent.
+
+    Each process scores a strided share; the main process writes the file atomically; all then read it.
+    """
+    from accelerate.utils import gather_object
+
+    if not path.is_file():
+        was_training = lmm.model.training
+        lmm.model.eval()  # the reference is the model in inference mode (no dropout)
+        mine = list(range(accelerator.process_index, len(dataset), accelerator.num_processes))
+        with accelerator.autocast():
+            c, r = pair_logps(lmm, dataset, mine, batch_size=batch_size, shared_prefix=shared_prefix)
+        lmm.model.train(was_training)
+        lmm.model.vision.eval()
+        shares = gather_object([(mine, c.tolist(), r.tolist())])
+        if accelerator.is_main_process:
+            chosen, rejected = torch.zeros(len(dataset)), torch.zeros(len(dataset))
+            for idx, cs, rs in shares:
+                chosen[idx], rejected[idx] = torch.tensor(cs), torch.tensor(rs)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                ids = hashlib.sha256("\n".join(r.id for r in dataset.records).encode()).hexdigest()
+                save_file({"chosen": chosen, "rejected": rejected}, tmp, metadata={"ids_sha256": ids})
+                os.replace(tmp, path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        accelerator.wait_for_everyone()
+    stored = load_file(path)
+    if stored["chosen"].shape[0] != len(dataset):
+        raise ValueError(f"{path}: {stored['chosen'].shape[0]} reference log-probs for {len(dataset)} records")
+    return stored["chosen"], stored["rejected"]
+
+
+def live_reference(lmm, *, share_frozen: bool = True):
+    """Return a frozen copy of ``lmm`` in inference mode, taken before training changes it.
+
+    With ``share_frozen`` the copy reuses the policy's frozen tensors (vision tower, LM weights: they never
+    change), so it costs only a copy of the trainable set rather than a second whole model.
+    """
+    memo = {}
+    if share_frozen:
+        memo = {id(p): p for p in lmm.model.parameters() if not p.requires_grad}
+        memo.update({id(b): b for b in lmm.model.buffers()})
+    ref = copy.copy(lmm)
+    ref.model = copy.deepcopy(lmm.model, memo).requires_grad_(False).eval()
+    return ref

@@ -1,0 +1,39 @@
+"""`symdpo train sft`: token-weighted cross-entropy on the target (SFT records) or chosen (preference) answers.
+
+setup → train → save → cleanup.
+"""
+
+from __future__ import annotations
+
+from symdpo.train import loop
+from symdpo.train.config import TrainConfig
+from symdpo.train.dpo import answer_tokens
+
+
+class SFTObjective:
+    """Answer-only NLL, normalised by the answer tokens of the whole optimiser step."""
+
+    plot_keys = ["loss", "lr", "grad_norm"]
+
+    def __init__(self, s: loop.Setup):
+        self.s = s
+
+    def denominators(self, indices: list[int]) -> dict[str, float]:
+        targets = [self.s.dataset.answers(i)[0] for i in indices]
+        return {"tokens": answer_tokens(self.s.lmm.tokenizer, targets)}
+
+    def micro_step(self, scorer, indices, totals, world):
+        ex = [self.s.dataset[i] for i in indices]
+        logps, counts = scorer([e.context for e in ex], [e.chosen for e in ex])
+        logps = logps.float()
+        return -logps.sum() / totals["tokens"] * world, {"logps": logps, "tokens": counts.float()}
+
+    def metrics(self, g, indices, totals):
+        loss = (-g["logps"].sum() / totals["tokens"]).item()
+        return {"loss": loss, "logps/target": g["logps"].mean().item()}
+
+
+def train_sft(cfg: TrainConfig, *, resume: bool = False, on_step=None) -> dict:
+    """Run SFT for ``cfg``; return {'step', 'stopped', 'final'}."""
+    s = loop.setup(cfg, resume=resume)
+    return loop.run(s, SFTObjective(s), resume=resume, on_step=on_step)
