@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from importlib import metadata
@@ -56,7 +57,12 @@ def read_source(opts: BuildOptions) -> Iterator:
         "coco": lambda: read_coco(opts.annotations, splits=None if opts.split == "all" else splits),
         "flickr30k": lambda: read_flickr30k(opts.annotations, splits=None if opts.split == "all" else splits),
     }
-    return readers[opts.source]()
+    examples = readers[opts.source]()
+    if opts.question_regex:
+        # e.g. "^what" keeps the open questions of easy-VQA (colour, shape), which need the image to answer
+        pattern = re.compile(opts.question_regex)
+        examples = (ex for ex in examples if getattr(ex, "question", None) and pattern.search(ex.question))
+    return examples
 
 
 def check_images(root: Path, images: list[str], opts: BuildOptions, progress: Progress | None) -> dict[str, BadImageError]:

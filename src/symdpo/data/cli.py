@@ -41,6 +41,7 @@ def build(
     mode: str = typer.Option("preference", help="preference (DPO pairs) | sft"),
     seed: int = typer.Option(0),
     max_records: Optional[int] = typer.Option(None, help="stop after this many records"),
+    question_regex: Optional[str] = typer.Option(None, help="keep only questions matching this regular expression"),
     k_min: int = typer.Option(2, help="fewest demonstrations per context"),
     k_max: int = typer.Option(8, help="most demonstrations per context"),
     icl_fraction: float = typer.Option(0.2, help="share of ordinary (text-answer) contexts"),
@@ -58,7 +59,7 @@ def build(
     try:
         opts = BuildOptions(
             source=source, out=out, annotations=annotations, questions=questions, image_root=image_root,
-            image_template=image_template, split=split, mode=mode, seed=seed, max_records=max_records,
+            image_template=image_template, split=split, mode=mode, seed=seed, max_records=max_records, question_regex=question_regex,
             sft_symbol_fraction=sft_symbol_fraction, check_images=check_images, on_bad_image=on_bad_image,
             strict_extension=strict_extension,
             symbols=SymbolOptions(k_min=k_min, k_max=k_max, icl_fraction=icl_fraction,

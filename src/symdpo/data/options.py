@@ -48,6 +48,7 @@ class BuildOptions(BaseModel):
     out: Path
     seed: int = 0
     max_records: int | None = Field(None, ge=1)
+    question_regex: str | None = None  # keep only the examples whose question matches (VQA sources)
     symbols: SymbolOptions = SymbolOptions()
     sft_symbol_fraction: float = Field(0.5, ge=0.0, le=1.0)  # SFT on VQA: share of symbol sequences
     check_images: Literal["none", "header", "decode"] = "header"

@@ -16,6 +16,12 @@ class ModelSection(StrictModel):
     name: str  # a preset (tiny, openflamingo-3b-instruct, ...) or a directory written by save_pretrained
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # storage dtype; bf16 compute is `precision`
     train_embeddings: bool = True  # OpenFlamingo: only the new tokens' rows change (gradient mask)
+    # train the whole language model too (all rows of its embeddings): pretraining a tiny model from scratch
+    train_lm: bool = False
+    # start every cross-attention gate at this value instead of the model's (OpenFlamingo: 0, so that a fresh
+    # model is the bare LM); a tiny model trained from scratch learns to look at images far sooner from 0.5
+    gate_init: float | None = None
+    train_vision: bool = False  # train the vision tower too (a tiny random one pretrained from scratch)
     gradient_checkpointing: bool = False
 
 

@@ -122,11 +122,22 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
         add_lora(lmm.model.lm, r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
                  target_modules=cfg.lora.target_modules)
     trainable = set_trainable(lmm.model, train_embeddings=cfg.model.train_embeddings, lora=cfg.lora.enabled)
-    mask_embedding_grads(lmm.model, lmm.tokenizer)
+    if cfg.model.gate_init is not None and not resume:
+        with torch.no_grad():
+            for name, p in lmm.model.named_parameters():
+                if name.startswith("xattn.") and name.endswith("_gate"):
+                    p.fill_(cfg.model.gate_init)
+    for part, wanted in ((lmm.model.lm, cfg.model.train_lm), (lmm.model.vision, cfg.model.train_vision)):
+        if wanted:
+            part.requires_grad_(True)
+            trainable = [p for p in lmm.model.parameters() if p.requires_grad]
+    if not cfg.model.train_lm:
+        mask_embedding_grads(lmm.model, lmm.tokenizer)
     if cfg.model.gradient_checkpointing:
         lmm.model.gradient_checkpointing_enable()
     lmm.model.train()
-    lmm.model.vision.eval()  # frozen tower: keep it in inference mode whatever it contains
+    if not cfg.model.train_vision:
+        lmm.model.vision.eval()  # frozen tower: keep it in inference mode whatever it contains
     dataset = RecordDataset(cfg.data.path, image_root=cfg.data.image_root, max_records=cfg.data.max_records,
                             end_of_chunk=lmm.end_of_chunk)
     spe = steps_per_epoch(len(dataset), cfg.data.global_batch_size)

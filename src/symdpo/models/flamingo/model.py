@@ -152,13 +152,14 @@ class Flamingo(nn.Module):
         lm.register_forward_hook(self._after_lm_call, with_kwargs=True)
 
     # ---- vision ---------------------------------------------------------------------------------------
-    @torch.no_grad()
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Return (N, v, Dv) CLIP patch tokens of (N, 3, H, W) pixels, CLS excluded, before the final LN."""
         # The released OpenFlamingo models were trained on open_clip <= 2.22 tokens, which skip ln_post;
         # transformers' last_hidden_state is likewise taken before post_layernorm (REFERENCE.md §2).
-        dtype = next(self.vision.parameters()).dtype
-        return self.vision(pixel_values=pixel_values.to(dtype)).last_hidden_state[:, 1:]
+        params = list(self.vision.parameters())
+        # no graph through a frozen tower (the usual case); a tiny model pretrained from scratch trains it
+        with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+            return self.vision(pixel_values=pixel_values.to(params[0].dtype)).last_hidden_state[:, 1:]
 
     def resample(self, features: torch.Tensor, images_per_row: list[int]) -> torch.Tensor:
         """Return (B, T_max, n, Dv) media latents for the flat (N, v, Dv) ``features`` of B rows."""
