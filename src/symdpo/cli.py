@@ -62,10 +62,14 @@ def _image_text_pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
 
 
 @app.command()
-def demo() -> None:
-    """Run the embedded end-to-end demo (easy-VQA, tiny Flamingo, CPU)."""
-    typer.echo("symdpo demo: not yet available. The embedded end-to-end demo (data -> SymDPO training -> "
-               "evaluation on easy-VQA) is still being built; see the README's Status table.")
+def demo(
+    out: str = typer.Option("runs/demo", help="report folder (reused: finished steps are not redone)"),
+    quick: bool = typer.Option(False, "--quick", help="a smaller run (under a minute) for CI"),
+) -> None:
+    """Run the embedded end-to-end demo: easy-VQA, tiny Flamingo, SymDPO, before/after evaluation (CPU)."""
+    from symdpo.demo import run_demo
+
+    run_demo(out, quick=quick)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -100,7 +104,10 @@ def _expand_two_value_options(argv: list[str]) -> list[str]:
 def main() -> None:
     """Run the CLI, turning user errors into one-line messages."""
     try:
-        app(args=_expand_two_value_options(sys.argv[1:]), prog_name="symdpo", standalone_mode=False)
+        # standalone_mode=False: click returns a sub-command's typer.Exit code instead of exiting
+        code = app(args=_expand_two_value_options(sys.argv[1:]), prog_name="symdpo", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:

@@ -14,8 +14,23 @@ green blue yellow gray black teal brown rectangle triangle circle yes no one two
 the a an of on in with and is are what which where how many does do this that there image photo picture"""
 
 
-def train_tiny_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 512) -> PreTrainedTokenizerFast:
-    """Return a deterministic byte-level BPE tokenizer trained on ``corpus`` (a small built-in one by default)."""
+# easy-VQA's question words, so that the demo's questions are a few tokens each
+_EASYVQA = """what color is the shape? what shape is in the image? does the image contain a circle? is there a
+red shape in the image? is no triangle present? does the image not contain a rectangle? what is the blue
+shape? what is the color of the circle? which shape is present? is a gray shape present? there not"""
+
+
+def default_corpus() -> list[str]:
+    """Return the built-in tokenizer corpus: captions/VQA prompts, easy-VQA words and the symbol vocabulary."""
+    from symdpo.data.vocab import builtin_symbols
+
+    # the symbols go in too, so that a SymDPO symbol is one or two tokens rather than a string of bytes
+    symbols = builtin_symbols()
+    return _CORPUS.split("\n") + _EASYVQA.split("\n") + [" ".join(symbols[i:i + 32]) for i in range(0, len(symbols), 32)]
+
+
+def train_tiny_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """Return a deterministic byte-level BPE tokenizer trained on ``corpus`` (the built-in one by default)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -25,5 +40,5 @@ def train_tiny_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 
         vocab_size=vocab_size, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(list(corpus) if corpus is not None else _CORPUS.split("\n"), trainer=trainer)
+    tok.train_from_iterator(list(corpus) if corpus is not None else default_corpus(), trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")

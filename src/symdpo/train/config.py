@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from symdpo.config import StrictModel
 
@@ -105,6 +105,12 @@ class TrainConfig(StrictModel):
     dpo: DPOSection = DPOSection()
     checkpoint: CheckpointSection = CheckpointSection()
     logging: LoggingSection = LoggingSection()
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value):
+        # YAML 1.1 reads a bare `no` (precision=no on the command line) as False
+        return "no" if value is False else value
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

@@ -1,0 +1,24 @@
+"""`symdpo demo --quick`: the whole loop (data -> SymDPO -> before/after evaluation) writes its report.
+
+What the demo measures is printed as measured; this test checks the pipeline and the report, not an effect
+size (the quick run trains 16 steps).
+"""
+
+from __future__ import annotations
+
+import json
+
+from symdpo.demo import STARTING_MODEL, run_demo
+
+
+def test_quick_demo_writes_its_report(tmp_path):
+    results = run_demo(tmp_path / "demo", quick=True)
+    saved = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert saved["before"] == results["before"] and saved["after"] == results["after"]
+    for key in ("symbol_icl/real", "symbol_icl/blank", "easyvqa/4-shot/real", "easyvqa/8-shot/blank"):
+        assert 0.0 <= results["before"][key] <= 100.0 and 0.0 <= results["after"][key] <= 100.0
+    assert set(results["reliance"]) == {"symbol_icl", "easyvqa/4-shot", "easyvqa/8-shot"}
+    for name in ("before_after.png", "examples.png"):
+        assert (tmp_path / "demo" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "demo" / "train" / "final" / "config.json").exists()
+    assert (STARTING_MODEL / "model.safetensors").exists()  # the shipped starting checkpoint
