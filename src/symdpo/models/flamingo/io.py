@@ -9,13 +9,12 @@ beside the weights. A fine-tune save (``trainable.safetensors``) holds only the 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from symdpo.atomic import atomic_directory
 
 FORMAT = "symdpo-flamingo"
 
@@ -44,9 +43,7 @@ def save_flamingo(lmm, path: str | Path, *, trainable_only: bool = False) -> Non
         "vision_config": model.vision.config.to_dict(),
         "base": str(base) if trainable_only else None,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         (tmp / "config.json").write_text(json.dumps(config, indent=2, default=str))
         lmm.tokenizer.save_pretrained(tmp / "tokenizer")
         if trainable_only:
@@ -54,16 +51,6 @@ def save_flamingo(lmm, path: str | Path, *, trainable_only: bool = False) -> Non
         else:
             state = _dedup_tied(model.state_dict())
             save_file({k: v.contiguous() for k, v in state.items()}, tmp / "model.safetensors")
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_flamingo(path: str | Path, *, dtype: str | None = None):

@@ -8,12 +8,11 @@ save), loaded first. Written into a temporary folder and renamed, so a crash nev
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
+
+from symdpo.atomic import atomic_directory
 
 FORMAT = "symdpo-hf"
 
@@ -26,9 +25,7 @@ def save_hf(lmm, path: str | Path, *, trainable_only: bool = False) -> None:
     meta = {"format": FORMAT, "family": lmm.family.name, "model_class": type(lmm.model.hf).__name__,
             "end_of_chunk": lmm.end_of_chunk, "max_length": lmm.max_length,
             "prompt_templates": lmm.prompt_templates, "base": str(lmm.source) if trainable_only else None}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         (tmp / "config.json").write_text(json.dumps(meta, indent=2))
         if trainable_only:
             state = {n: p.detach().contiguous() for n, p in lmm.model.named_parameters() if p.requires_grad}
@@ -39,16 +36,6 @@ def save_hf(lmm, path: str | Path, *, trainable_only: bool = False) -> None:
             lmm.processor.image_processor.save_pretrained(tmp / "hf")
             extra = {k: getattr(lmm.processor, k) for k in ("image_seq_len", "image_size") if hasattr(lmm.processor, k)}
             (tmp / "processor_parts.json").write_text(json.dumps({"class": type(lmm.processor).__name__, **extra}))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def is_hf_dir(path: str | Path) -> bool:
