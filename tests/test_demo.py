@@ -22,3 +22,20 @@ def test_quick_demo_writes_its_report(tmp_path):
         assert (tmp_path / "demo" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "demo" / "train" / "final" / "config.json").exists()
     assert (STARTING_MODEL / "model.safetensors").exists()  # the shipped starting checkpoint
+
+
+def test_eval_symbols_command(tmp_path):
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-m", "symdpo"]
+    probes = tmp_path / "probes.jsonl"
+    r = subprocess.run([*run, "data", "build", "--source", "easyvqa", "--split", "test", "--icl-fraction", "0",
+                        "--max-records", "12", "--k-max", "3", "--out", str(probes)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([*run, "eval", "symbols", "--model", str(STARTING_MODEL), "--probes", str(probes),
+                        "--out", str(tmp_path / "scores.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    scores = json.loads((tmp_path / "scores.json").read_text())["scores"]
+    assert set(scores) == {"real", "blank"} and scores["real"]["n"] == 12
+    assert "symbol-ICL accuracy, blank demo images" in r.stdout

@@ -162,3 +162,32 @@ def tasks_command() -> None:
     from symdpo.eval.tasks import list_tasks
 
     typer.echo("\n".join(list_tasks()))
+
+
+@app.command("symbols")
+@clean_errors
+def symbols_command(
+    model: str = typer.Option(..., help="preset name or saved model directory"),
+    probes: Path = typer.Option(..., help="symbol records from `symdpo data build --icl-fraction 0` on a held-out split"),
+    demo_images: str = typer.Option("real,blank", help="real and/or blank demonstration images"),
+    out: Path | None = typer.Option(None, help="write the scores here as JSON"),
+) -> None:
+    """Symbol-ICL accuracy: how often the model picks the right symbol, with real and blank demo images."""
+    import json
+
+    from symdpo.data.recordio import read_records
+    from symdpo.eval.symbol_icl import symbol_accuracy
+    from symdpo.train.data import manifest_image_root
+
+    lmm, _ = _load_model(model, None, None)
+    records = list(read_records(probes))
+    root = manifest_image_root(probes)
+    if root is None:
+        from symdpo.eval.errors import EvalError
+
+        raise EvalError(f"{probes}: no manifest beside it naming the image root")
+    scores = {cond: symbol_accuracy(lmm, records, root, demo_images=cond) for cond in _split(demo_images)}
+    for cond, s in scores.items():
+        typer.echo(f"symbol-ICL accuracy, {cond} demo images: {s['accuracy']:.1f}% of {s['n']} (chance {s['chance']:.1f}%)")
+    if out is not None:
+        out.write_text(json.dumps({"model": model, "probes": str(probes), "scores": scores}, indent=2))

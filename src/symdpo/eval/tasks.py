@@ -95,9 +95,10 @@ def symbol_probe_loader(paths: Mapping[str, Any], split: str) -> Split:
     """Return symbol-ICL probe items built from a VQA split with the SymDPO builder (not wired yet: raises)."""
     from symdpo.eval.errors import EvalError
 
-    # TODO(issue 5): build probes with symdpo.data.symbols.SymbolBuilder and let the runner take each
-    # record's own demonstrations (Task.demos_in_record); until then the task says so instead of crashing.
-    raise EvalError("task symbol_icl is registered but its probe builder is not wired into the runner yet")
+    # Symbol probes are scored (the model ranks the context's symbols), not generated, so they run through
+    # `symdpo eval symbols` (eval/symbol_icl.py) rather than this generation runner.
+    raise EvalError("symbol_icl probes are scored, not generated: build them with `symdpo data build "
+                    "--icl-fraction 0 --split val ...` and run `symdpo eval symbols --probes FILE`")
 
 
 # --- metrics ------------------------------------------------------------------------------------------------
