@@ -46,3 +46,15 @@ class InterleavedModel(Protocol):
     def save_pretrained(self, path: str | Path) -> None:
         """Write the model to ``path`` (safetensors + JSON config)."""
         ...
+
+
+def context_text(context: Context, placeholder: str) -> tuple[str, list]:
+    """Return the context's text with ``placeholder`` where each image stands, and its images in order."""
+    parts, images = [], []
+    for item in context:
+        if isinstance(item, str):
+            parts.append(item)
+        else:
+            parts.append(placeholder)
+            images.append(item)
+    return "".join(parts), images

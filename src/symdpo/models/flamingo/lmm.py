@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from symdpo.models.flamingo.model import Flamingo
-from symdpo.models.interface import Context
+from symdpo.models.interface import Context, context_text
 
 IMAGE_TOKEN = "<image>"
 END_OF_CHUNK = "<|endofchunk|>"
@@ -34,18 +34,6 @@ def add_flamingo_tokens(tokenizer) -> None:
         tokenizer.add_special_tokens({"pad_token": "<PAD>"})
 
 
-def context_text(context: Context) -> tuple[str, list]:
-    """Return the context's text with ``<image>`` where each image stands, and its images in order."""
-    parts, images = [], []
-    for item in context:
-        if isinstance(item, str):
-            parts.append(item)
-        else:
-            parts.append(IMAGE_TOKEN)
-            images.append(item)
-    return "".join(parts), images
-
-
 class FlamingoLMM:
     """A Flamingo with its tokenizer and image preprocessing, speaking in contexts and strings."""
 
@@ -64,7 +52,7 @@ class FlamingoLMM:
         tok = self.tokenizer
         rows, masks, images = [], [], []
         for i, context in enumerate(contexts):
-            text, imgs = context_text(context)
+            text, imgs = context_text(context, IMAGE_TOKEN)
             ids = tok(text)["input_ids"]  # the tokenizer's own BOS handling, as OpenFlamingo's eval
             answer_ids = tok(answers[i], add_special_tokens=False)["input_ids"] if answers is not None else []
             if answers is not None and not answer_ids:

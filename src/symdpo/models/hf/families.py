@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from symdpo.models.interface import context_text
+
 # The model-agnostic end-of-answer marker written by the OpenFlamingo-style prompts (eval) and records; the
 # adapter maps it to the family's own marker.
 AGNOSTIC_END = "<|endofchunk|>"
@@ -50,15 +52,6 @@ def get_path(module: torch.nn.Module, path: str) -> torch.nn.Module:
 
 
 # ---- row encoding ---------------------------------------------------------------------------------------------
-def _texts_and_images(items: list, placeholder: str) -> tuple[str, list]:
-    text, images = [], []
-    for it in items:
-        if isinstance(it, str):
-            text.append(it)
-        else:
-            text.append(placeholder)
-            images.append(it)
-    return "".join(text), images
 
 
 def encode_idefics(processor, items: list) -> tuple[list[int], dict]:
@@ -73,7 +66,7 @@ def encode_idefics(processor, items: list) -> tuple[list[int], dict]:
 
 def _encode_with(placeholder: str, nested: bool) -> Callable:
     def encode(processor, items: list) -> tuple[list[int], dict]:
-        text, images = _texts_and_images(items, placeholder)
+        text, images = context_text(items, placeholder)
         kwargs = {"images": ([images] if nested else images)} if images else {}
         out = processor(text=[text], return_tensors="pt", **kwargs)
         extras = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")}
