@@ -56,17 +56,15 @@ def build_data(out: Path, size: DemoSize, console: Console) -> tuple[Path, Path]
     return pairs, probes
 
 
-def evaluate(model_path: str, probes: Path, out: Path, size: DemoSize, console: Console) -> dict:
+def evaluate(model, model_path: str, probes: Path, out: Path, size: DemoSize) -> dict:
     """Return the demo's scores of one model: easy-VQA 4/8-shot and symbol-ICL, real and blank demo images."""
     from symdpo.data.recordio import read_records
     from symdpo.eval.config import EvalConfig
     from symdpo.eval.merge import merge_run
     from symdpo.eval.runner import run_eval
     from symdpo.eval.symbol_icl import symbol_accuracy
-    from symdpo.models.presets import load_model
     from symdpo.train.data import manifest_image_root
 
-    model = load_model(model_path)
     model.model.eval()
     scores: dict[str, float] = {}
     records = list(read_records(probes))
@@ -85,6 +83,7 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, console: Con
     """Run the demo into ``out`` and return its results (also written to ``out/results.json``)."""
     import torch
 
+    from symdpo.models.presets import load_model
     from symdpo.train.config import TrainConfig
     from symdpo.train.dpo import train_dpo
 
@@ -96,7 +95,8 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, console: Con
     t0 = time.perf_counter()
     pairs, probes = build_data(out, size, console)
     console.rule("evaluating the starting model")
-    before = evaluate(str(STARTING_MODEL), probes, out / "eval-before", size, console)
+    start = load_model(str(STARTING_MODEL))
+    before = evaluate(start, str(STARTING_MODEL), probes, out / "eval-before", size)
     console.rule("SymDPO training")
     train_dir = out / "train"
     final = train_dir / "final"
@@ -110,13 +110,14 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, console: Con
         )
         train_dpo(cfg)
     console.rule("evaluating the SymDPO model")
-    after = evaluate(str(final), probes, out / "eval-after", size, console)
+    tuned = load_model(str(final))
+    after = evaluate(tuned, str(final), probes, out / "eval-after", size)
     results = {"size": size.__dict__, "seconds": round(time.perf_counter() - t0, 1),
                "starting_model": str(STARTING_MODEL), "symdpo_model": str(final),
                "before": before, "after": after, "reliance": reliance(before, after)}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     plot(results, out / "before_after.png")
-    contact_sheet(str(STARTING_MODEL), str(final), probes, out / "examples.png")
+    contact_sheet({"before": start, "after": tuned}, probes, out / "examples.png")
     console.print(table(results))
     console.print(f"report: {out}/results.json, before_after.png, examples.png ({results['seconds']:.0f} s)")
     return results
@@ -168,8 +169,8 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def contact_sheet(before_model: str, after_model: str, probes: Path, path: Path, n: int = 4) -> None:
-    """Write a PNG of ``n`` held-out symbol contexts with the symbol each model picks."""
+def contact_sheet(models: dict, probes: Path, path: Path, n: int = 4) -> None:
+    """Write a PNG of ``n`` held-out symbol contexts with the symbol each model ("before", "after") picks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,15 +179,12 @@ def contact_sheet(before_model: str, after_model: str, probes: Path, path: Path,
     from symdpo.data.images import load_image
     from symdpo.data.recordio import read_records
     from symdpo.eval.symbol_icl import probe_contexts
-    from symdpo.models.presets import load_model
     from symdpo.train.data import manifest_image_root
 
     root = manifest_image_root(probes)
     records = [r for r in read_records(probes)][:n]
     picks = {}
-    for label, name in (("before", before_model), ("after", after_model)):
-        model = load_model(name)
-        model.model.eval()
+    for label, model in models.items():
         picks[label] = []
         for rec in records:
             ctx, cands, _ = probe_contexts(rec, root)

@@ -62,7 +62,6 @@ def load_lm(cfg: FlamingoConfig):
     if isinstance(cfg.lm, dict):
         spec = dict(cfg.lm)
         lm_cfg = AutoConfig.for_model(spec.pop("model_type"), **spec)
-        lm_cfg._attn_implementation = "sdpa" if _supports_sdpa(lm_cfg) else "eager"
         lm = AutoModelForCausalLM.from_config(lm_cfg, dtype=dtype)
         if getattr(getattr(lm_cfg, "attn_config", None), "qk_ln", False):  # a converted MosaicGPT, saved by us
             from symdpo.models.flamingo.mpt_convert import add_qk_layernorm
@@ -175,13 +174,6 @@ def gguf_as_transformers(directory: str, gguf_file: str | None) -> str:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return str(cache)
-
-
-def _supports_sdpa(lm_cfg) -> bool:
-    from transformers import AutoModelForCausalLM as Auto
-
-    cls = Auto._model_mapping[type(lm_cfg)]
-    return bool(getattr(cls, "_supports_sdpa", False))
 
 
 def _local_dir(name: str) -> str:

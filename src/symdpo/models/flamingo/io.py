@@ -89,13 +89,13 @@ def load_flamingo(path: str | Path, *, dtype: str | None = None):
 
 def _dedup_tied(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the second name of tensors shared between keys (tied embeddings); safetensors refuses aliases."""
-    seen: dict[int, str] = {}
+    seen: set[tuple] = set()
     out = {}
     for k, v in state.items():
-        key = (v.data_ptr(), v.shape, v.stride())
-        if v.numel() and hash(key) in seen:
+        key = (v.data_ptr(), tuple(v.shape), v.stride())
+        if v.numel() and key in seen:
             continue
-        seen[hash(key)] = k
+        seen.add(key)
         out[k] = v
     return out
 

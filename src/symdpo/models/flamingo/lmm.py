@@ -164,11 +164,7 @@ class FlamingoLMM:
                          num_images=num_images.repeat_interleave(2), media_offset=num_images.repeat_interleave(2),
                          position_ids=positions, past_key_values=cache, use_cache=True)
         logits = torch.cat([last_logits.repeat_interleave(2, 0)[:, None], out.logits[:, :-1]], 1)  # (2B, A, V)
-        mask = ans_mask.bool()
-        logps = torch.log_softmax(logits[mask].float(), -1).gather(-1, ans_ids[mask][:, None]).squeeze(-1)
-        rows = torch.arange(len(answers), device=dev)[:, None].expand_as(mask)[mask]
-        summed = torch.zeros(len(answers), device=dev).index_add(0, rows, logps)
-        counts = mask.sum(1)
+        summed, counts = masked_logps(logits, ans_ids, ans_mask.bool())
         return summed[0::2], summed[1::2], counts[0::2], counts[1::2]
 
     def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:
@@ -208,10 +204,16 @@ def sequence_logps(logits: torch.Tensor, input_ids: torch.Tensor, answer_mask: t
 
     Token t is predicted by the logits at t-1, so the mask is shifted with the labels.
     """
-    mask = answer_mask[:, 1:]
-    labels = input_ids[:, 1:][mask]  # (N,) answer tokens of the whole batch
-    # log-softmax over the answer positions only: the context positions never need a full-vocab softmax
-    logps = torch.log_softmax(logits[:, :-1][mask].float(), dim=-1).gather(-1, labels[:, None]).squeeze(-1)
+    return masked_logps(logits[:, :-1], input_ids[:, 1:], answer_mask[:, 1:])
+
+
+def masked_logps(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (B,) summed log-probs of ``labels`` where ``mask`` is True, and (B,) their counts.
+
+    ``logits[:, t]`` predicts ``labels[:, t]``. The log-softmax runs over the masked positions only: the
+    context positions never need a full-vocabulary softmax.
+    """
+    logps = torch.log_softmax(logits[mask].float(), dim=-1).gather(-1, labels[mask][:, None]).squeeze(-1)
     rows = torch.arange(mask.shape[0], device=mask.device)[:, None].expand_as(mask)[mask]
     summed = torch.zeros(mask.shape[0], device=logits.device, dtype=logps.dtype).index_add(0, rows, logps)
     return summed, mask.sum(-1)
