@@ -67,14 +67,19 @@ def load_lm(cfg: FlamingoConfig):
             from symdpo.models.flamingo.mpt_convert import add_qk_layernorm
 
             add_qk_layernorm(lm)
-        return lm
-    if cfg.lm_format == "mosaicgpt":
+    elif cfg.lm_format == "mosaicgpt":
         from symdpo.models.flamingo.mpt_convert import load_mosaic_as_mpt
 
-        return load_mosaic_as_mpt(_local_dir(cfg.lm)).to(dtype)
-    if cfg.lm_format == "gguf":
-        return AutoModelForCausalLM.from_pretrained(gguf_as_transformers(cfg.lm, cfg.lm_gguf_file), dtype=dtype)
-    return AutoModelForCausalLM.from_pretrained(cfg.lm, dtype=dtype)
+        lm = load_mosaic_as_mpt(_local_dir(cfg.lm)).to(dtype)
+    elif cfg.lm_format == "gguf":
+        lm = AutoModelForCausalLM.from_pretrained(gguf_as_transformers(cfg.lm, cfg.lm_gguf_file), dtype=dtype)
+    else:
+        lm = AutoModelForCausalLM.from_pretrained(cfg.lm, dtype=dtype)
+    if lm.config.model_type == "mpt":  # transformers' MPT attention is eager-only
+        from symdpo.models.flamingo.mpt_attention import use_sdpa_attention
+
+        use_sdpa_attention(lm)
+    return lm
 
 
 def load_vision(cfg: FlamingoConfig) -> CLIPVisionModel:

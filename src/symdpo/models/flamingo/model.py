@@ -23,6 +23,7 @@ from transformers import CLIPVisionModel, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from symdpo.models.flamingo.cross_attention import GatedCrossAttentionBlock
+from symdpo.models.flamingo.mpt_attention import alibi_positions
 from symdpo.models.flamingo.perceiver import PerceiverResampler
 
 # Where the decoder layers live in the causal LMs we support (same table as OpenFlamingo's factory).
@@ -246,12 +247,14 @@ class Flamingo(nn.Module):
             self.lm, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
             past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=logits_to_keep,
         )
-        if media is None:
-            return self.lm(**kwargs)
-        if num_images is None:
-            num_images = torch.full((input_ids.shape[0],), media.shape[1], device=input_ids.device)
-        with self.conditioned(media, num_images, media_offset):
-            return self.lm(**kwargs)
+        # MPT takes no position_ids: its ALiBi gets the positions this way (shared-prefix rows need them)
+        with alibi_positions(self.lm, position_ids if past_key_values is None else None):
+            if media is None:
+                return self.lm(**kwargs)
+            if num_images is None:
+                num_images = torch.full((input_ids.shape[0],), media.shape[1], device=input_ids.device)
+            with self.conditioned(media, num_images, media_offset):
+                return self.lm(**kwargs)
 
     def gradient_checkpointing_enable(self) -> None:
         """Recompute LM layers and cross-attention blocks in backward instead of storing activations."""
