@@ -95,19 +95,45 @@ def _grads(lmm, shared: bool, contexts, chosen, rejected):
     return (c.detach(), r.detach(), nc, nr), [p.grad.clone() for p in params]
 
 
-@pytest.mark.parametrize("answers", [("red", "zorblat"), ("a b c d", "x")])
-def test_shared_prefix_equals_naive(lmm, images, answers):
-    """Values and gradients of the shared-prefix branch equal the naive concatenation to 1e-5 (fp32)."""
+def _mpt_lmm():
+    """Return a tiny Flamingo on MPT (ALiBi, no position ids: OpenFlamingo-3B's LM family), gates open."""
+    from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
+    from symdpo.models.presets import TINY_CLIP, TINY_XATTN
+
+    lm = dict(model_type="mpt", d_model=64, n_heads=4, n_layers=3, max_seq_len=512, vocab_size=512, no_bias=True)
+    m = build_flamingo(FlamingoConfig(lm=lm, tokenizer="tiny", vision=TINY_CLIP, **TINY_XATTN))
+    with torch.no_grad():  # as the `lmm` fixture: closed gates would hide the cross-attention
+        for name, p in m.model.named_parameters():
+            if name.endswith(("attn_gate", "ff_gate")):
+                p.fill_(0.7)
+    return m
+
+
+@pytest.mark.parametrize(("family", "checkpointing", "answers"), [
+    ("llama", False, ("red", "zorblat")), ("llama", False, ("a b c d", "x")), ("llama", True, ("a b c d", "x")),
+    ("mpt", False, ("a b c d", "x")), ("mpt", True, ("red", "zorblat")),
+])
+def test_shared_prefix_equals_naive(lmm, images, family, checkpointing, answers):
+    """Values and gradients of the shared-prefix rows equal the naive concatenation to 1e-5 (fp32): for a
+    rotary LM (Llama) and an ALiBi one (MPT, whose distances must follow positions, not columns), with and
+    without gradient checkpointing."""
     from symdpo.models.flamingo.build import set_openflamingo_trainable
 
-    set_openflamingo_trainable(lmm.model)
-    lmm.model.train()
+    model = lmm if family == "llama" else _mpt_lmm()
+    set_openflamingo_trainable(model.model)
+    model.model.train()
+    if checkpointing:
+        model.model.gradient_checkpointing_enable()
     contexts = [ctx(images, shots=1), ctx(images, shots=4), ctx(images, shots=2, q="is it blue?")]
     chosen = [answers[0] + EOC, "circle" + EOC, answers[1] + EOC]
     rejected = [answers[1] + EOC, "blue" + EOC, "no" + EOC]
-    torch.manual_seed(0)
-    shared, g_shared = _grads(lmm, True, contexts, chosen, rejected)
-    naive, g_naive = _grads(lmm, False, contexts, chosen, rejected)
+    try:
+        torch.manual_seed(0)
+        shared, g_shared = _grads(model, True, contexts, chosen, rejected)
+        naive, g_naive = _grads(model, False, contexts, chosen, rejected)
+    finally:
+        model.model.lm.gradient_checkpointing_disable()
+        model.model.gradient_checkpointing = False
     for s, n in zip(shared, naive, strict=True):
         torch.testing.assert_close(s, n, atol=1e-5, rtol=0)
     assert any(g.abs().sum() > 0 for g in g_shared)

@@ -67,7 +67,7 @@ class DPOSection(StrictModel):
     loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)
     sft_weight: float = Field(1.0, ge=0)  # the reference adds CE on the chosen answer with weight 1.0
-    shared_prefix: bool = True  # run the context once, branch both answers from its KV cache
+    shared_prefix: bool = True  # one row per pair: context once, both answers under a tree mask
     reference: Literal["precomputed", "live"] = "precomputed"
     # live reference: share the policy's frozen tensors (vision, LM) instead of copying the whole model
     share_frozen: bool = True

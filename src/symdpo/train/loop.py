@@ -38,8 +38,8 @@ from symdpo.train.tracking import Tracker, plot_curves, progress_bar
 class Scorer(nn.Module):
     """The one module handed to accelerate: its forward is every model call of a micro-batch.
 
-    Data-parallel wrappers (DDP, FSDP, DeepSpeed) see one forward per backward, however many LM calls the
-    shared-prefix scoring makes inside it (context prefill, then the answers on its KV cache).
+    Data-parallel wrappers (DDP, FSDP, DeepSpeed) see one forward per backward, whatever the scoring runs
+    inside it (naive: two copies of each context; shared-prefix: one row per pair under a tree mask).
     """
 
     def __init__(self, lmm, *, shared_prefix: bool = True):

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from symdpo.models.flamingo.model import Flamingo
+from symdpo.models.flamingo.model import Flamingo, position_ids_from_mask
 from symdpo.models.interface import Context, context_text
 
 IMAGE_TOKEN = "<image>"
@@ -128,44 +128,55 @@ class FlamingoLMM:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return summed log-probs of chosen and rejected answers (B,) each, and their token counts (B,) each.
 
-        With ``shared_prefix`` the context (images included) is run once, and both answers continue from its
-        KV cache, so gradients flow through the shared context once; otherwise each answer is scored on its
-        own copy of the context (the naive concatenation). Both give the same values and gradients.
+        With ``shared_prefix`` each row is one sequence, context + chosen + rejected, under a tree-shaped
+        attention mask: the rejected answer sees the context but not the chosen one, and takes the positions
+        the chosen one has. The context (images included) is thus encoded once, in a single forward pass, and
+        its gradient gathers both answers' contributions. Otherwise each answer is scored on its own copy of the
+        context (the naive concatenation). Both give the same values and gradients.
         """
-        if not shared_prefix or self.model.gradient_checkpointing:
-            # transformers turns the KV cache off under gradient checkpointing, so branching needs it off
+        if not shared_prefix:
             logps, counts = self.answer_logps(contexts + contexts, chosen + rejected)
             b = len(contexts)
             return logps[:b], logps[b:], counts[:b], counts[b:]
-        from transformers import DynamicCache
-
         dev = self.device
-        batch = self.tokenize(contexts)
-        ctx_ids, ctx_mask = batch.input_ids.to(dev), batch.attention_mask.to(dev)
-        num_images = batch.num_images.to(dev)
-        media = self.media(batch)
-        cache = DynamicCache(config=self.model.lm.config)
-        ctx_out = self.model(ctx_ids, ctx_mask, media=media, num_images=num_images, past_key_values=cache,
-                             use_cache=True, logits_to_keep=1)
-        last_logits = ctx_out.logits[:, -1]  # predicts each answer's first token
-        # rows [c0, r0, c1, r1, ...]: answers right-padded after the shared context
-        answers = [a for pair in zip(chosen, rejected, strict=True) for a in pair]
+        batch = self.tokenize(contexts)  # left-padded: every context ends in the same column
+        ch_ids, ch_mask = self._right_padded(chosen)
+        rj_ids, rj_mask = self._right_padded(rejected)
+        n_ctx, n_ch, n_rj = batch.input_ids.shape[1], ch_ids.shape[1], rj_ids.shape[1]
+        ctx_mask = batch.attention_mask.bool()
+        input_ids = torch.cat([batch.input_ids, ch_ids, rj_ids], 1)
+        branch = torch.tensor([0] * n_ctx + [1] * n_ch + [2] * n_rj)  # 0 context, 1 chosen, 2 rejected
+        total = len(branch)
+        visible = torch.ones(total, total, dtype=torch.bool).tril()  # causal ...
+        visible &= (branch[None, :] == 0) | (branch[:, None] == branch[None, :])  # ... and never the other answer
+        visible = visible[None] & torch.cat([ctx_mask, ch_mask, rj_mask], 1)[:, None, :]  # no padding keys
+        visible |= torch.eye(total, dtype=torch.bool)  # a padding query attends itself (its output is unused)
+        dtype = next(self.model.lm.parameters()).dtype
+        if torch.is_autocast_enabled(dev.type):
+            dtype = torch.get_autocast_dtype(dev.type)
+        additive = torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)
+        start = ctx_mask.sum(1, keepdim=True)  # both answers continue the context's positions
+        positions = torch.cat([position_ids_from_mask(batch.attention_mask), start + torch.arange(n_ch),
+                               start + torch.arange(n_rj)], 1)
+        out = self.model(input_ids.to(dev), additive[:, None].to(dev), media=self.media(batch),
+                         num_images=batch.num_images.to(dev), position_ids=positions.to(dev),
+                         logits_to_keep=1 + n_ch + n_rj)
+        logits = out.logits  # columns: last context token, chosen tokens, rejected tokens
+        first = logits[:, :1]  # predicts both answers' first token
+        c_sum, c_count = masked_logps(torch.cat([first, logits[:, 1:n_ch]], 1), ch_ids.to(dev), ch_mask.to(dev))
+        r_sum, r_count = masked_logps(torch.cat([first, logits[:, 1 + n_ch:-1]], 1), rj_ids.to(dev), rj_mask.to(dev))
+        return c_sum, r_sum, c_count, r_count
+
+    def _right_padded(self, answers: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (B, A) token ids of the answers, right-padded, and their (B, A) bool mask."""
         tok = self.tokenizer
-        ans = [tok(a, add_special_tokens=False)["input_ids"] for a in answers]
-        if any(not a for a in ans):
+        ids = [tok(a, add_special_tokens=False)["input_ids"] for a in answers]
+        if any(not a for a in ids):
             raise ValueError("an answer tokenizes to nothing")
-        width = max(len(a) for a in ans)
-        ans_ids = torch.tensor([a + [tok.pad_token_id] * (width - len(a)) for a in ans], device=dev)
-        ans_mask = torch.tensor([[1] * len(a) + [0] * (width - len(a)) for a in ans], device=dev)
-        cache.batch_repeat_interleave(2)
-        full_mask = torch.cat([ctx_mask.repeat_interleave(2, 0), ans_mask], 1)
-        positions = ctx_mask.sum(1).repeat_interleave(2)[:, None] + torch.arange(width, device=dev)[None]
-        out = self.model(ans_ids, full_mask, media=media.repeat_interleave(2, 0),
-                         num_images=num_images.repeat_interleave(2), media_offset=num_images.repeat_interleave(2),
-                         position_ids=positions, past_key_values=cache, use_cache=True)
-        logits = torch.cat([last_logits.repeat_interleave(2, 0)[:, None], out.logits[:, :-1]], 1)  # (2B, A, V)
-        summed, counts = masked_logps(logits, ans_ids, ans_mask.bool())
-        return summed[0::2], summed[1::2], counts[0::2], counts[1::2]
+        width = max(len(a) for a in ids)
+        padded = torch.tensor([a + [tok.pad_token_id] * (width - len(a)) for a in ids])
+        mask = torch.tensor([[True] * len(a) + [False] * (width - len(a)) for a in ids])
+        return padded, mask
 
     def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:
         """Return (B,) summed log-probabilities of each answer given its context (answer tokens only)."""

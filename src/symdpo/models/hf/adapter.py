@@ -78,8 +78,9 @@ class HFInterleavedLMM:
         """Return summed log-probs of chosen and rejected answers (B,) each, and their token counts (B,) each.
 
         Each answer is scored on its own copy of the context: ``shared_prefix`` is accepted for the recipes'
-        sake, but branching a KV cache is not done for HF families (their image inputs and rope offsets would
-        need per-family cache surgery); the values and gradients are the same either way.
+        sake, but the tree-masked single row Flamingo uses is not built for HF families (their image
+        placeholders and multimodal rope positions would each need their own layout); values and gradients
+        are the same either way.
         """
         logps, counts = self.answer_logps(contexts + contexts, chosen + rejected)
         b = len(contexts)
