@@ -15,7 +15,10 @@ class ModelSection(StrictModel):
 
     name: str  # a preset (tiny, openflamingo-3b-instruct, ...) or a directory written by save_pretrained
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # storage dtype; bf16 compute is `precision`
-    train_embeddings: bool = True  # OpenFlamingo: only the new tokens' rows change (gradient mask)
+    train_embeddings: bool = True  # OpenFlamingo: only the new tokens' rows change
+    # how: "rows", the rows as a parameter of their own before a frozen matrix (no full-matrix gradient or
+    # AdamW state); "mask", OpenFlamingo's whole trainable matrix with its gradient masked (same updates)
+    new_token_rows: Literal["rows", "mask"] = "rows"
     # train the whole language model too (all rows of its embeddings): pretraining a tiny model from scratch
     train_lm: bool = False
     # start every cross-attention gate at this value instead of the model's (OpenFlamingo: 0, so that a fresh

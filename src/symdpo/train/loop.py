@@ -30,6 +30,7 @@ from symdpo.train.params import (
     merge_lora,
     param_groups,
     set_trainable,
+    train_new_token_rows,
     trainable_named,
 )
 from symdpo.train.tracking import Tracker, plot_curves, progress_bar
@@ -132,7 +133,9 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
             part.requires_grad_(True)
             trainable = [p for p in lmm.model.parameters() if p.requires_grad]
     if not cfg.model.train_lm:
-        mask_embedding_grads(lmm.model, lmm.tokenizer)
+        if cfg.model.new_token_rows == "mask" or train_new_token_rows(lmm.model, lmm.tokenizer) is None:
+            mask_embedding_grads(lmm.model, lmm.tokenizer)
+        trainable = [p for p in lmm.model.parameters() if p.requires_grad]
     if cfg.model.gradient_checkpointing:
         lmm.model.gradient_checkpointing_enable()
     lmm.model.train()

@@ -50,6 +50,60 @@ def mask_embedding_grads(model: nn.Module, tokenizer) -> torch.Tensor | None:
     return keep
 
 
+class NewTokenRows(nn.Module):
+    """The new tokens' embedding rows as a parameter of their own, in front of a frozen embedding matrix.
+
+    OpenFlamingo trains only the rows of ``<image>``, ``<|endofchunk|>`` (and ``<PAD>``) by making the whole
+    matrix trainable and masking its gradient: every step then holds a full-matrix gradient, and AdamW two
+    full-matrix states (MPT-1B: 3 x 103M numbers). Here the matrix is frozen and hooks put these rows in its
+    place, in the input lookup and, when the output projection is tied to it, in those logits columns. The
+    updates are the same (AdamW is elementwise, and the masked rows' zero gradients moved nothing), as
+    tests/train/test_new_token_rows.py checks against the gradient mask. `merge` writes the rows back.
+    """
+
+    def __init__(self, lm: nn.Module, ids: list[int]):
+        super().__init__()
+        embedding = lm.get_input_embeddings()
+        weight = embedding.weight
+        self.register_buffer("ids", torch.tensor(ids, device=weight.device), persistent=False)
+        slot = torch.full((weight.shape[0],), -1, dtype=torch.long, device=weight.device)
+        slot[self.ids] = torch.arange(len(ids), device=weight.device)
+        self.register_buffer("slot", slot, persistent=False)  # token id -> row of `rows`, or -1
+        self.rows = nn.Parameter(weight.detach()[self.ids].clone())
+        self._weight = [weight]  # a list: not registered twice
+        embedding.register_forward_hook(self._lookup)
+        output = lm.get_output_embeddings()
+        if output is not None and output.weight is weight:  # tied (MPT-1B): the same rows score those tokens
+            output.register_forward_hook(self._logits)
+
+    def _lookup(self, module, args, out: torch.Tensor) -> torch.Tensor:
+        slot = self.slot[args[0]]
+        return torch.where((slot >= 0)[..., None], self.rows[slot.clamp(min=0)].to(out.dtype), out)
+
+    def _logits(self, module, args, out: torch.Tensor) -> torch.Tensor:
+        hidden = args[0]
+        return out.index_copy(-1, self.ids, (hidden @ self.rows.to(hidden.dtype).T).to(out.dtype))
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Copy the trained rows into the embedding matrix (what a save writes)."""
+        self._weight[0][self.ids] = self.rows.to(self._weight[0].dtype)
+
+
+def train_new_token_rows(model: nn.Module, tokenizer) -> NewTokenRows | None:
+    """Freeze the input embeddings and train only the new tokens' rows (`NewTokenRows`); return it, or None.
+
+    None when the embeddings are not trainable, or not a plain ``nn.Embedding`` (a scaled or sharded one):
+    use `mask_embedding_grads` there.
+    """
+    embedding = model.lm.get_input_embeddings()
+    if not embedding.weight.requires_grad or type(embedding) is not nn.Embedding:
+        return None
+    embedding.weight.requires_grad_(False)
+    model.new_rows = NewTokenRows(model.lm, new_token_rows(tokenizer))
+    return model.new_rows
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Return AdamW groups: decay on the gated cross-attention parameters only, none elsewhere."""
     decay, no_decay = [], []

@@ -24,6 +24,8 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
     embed = model.lm.get_input_embeddings().weight
     out = {}
     for name, p in model.named_parameters():
+        if name.startswith("new_rows."):  # merged into the embedding matrix (saved below under its name)
+            continue
         if name.startswith(("perceiver.", "xattn.")) or p is embed or p.requires_grad:
             out[name] = p.detach()
     return out
@@ -43,13 +45,15 @@ def save_flamingo(lmm, path: str | Path, *, trainable_only: bool = False) -> Non
         "vision_config": model.vision.config.to_dict(),
         "base": str(base) if trainable_only else None,
     }
+    if getattr(model, "new_rows", None) is not None:
+        model.new_rows.merge()  # trained new-token rows (train.params.NewTokenRows) into the matrix saved
     with atomic_directory(path) as tmp:
         (tmp / "config.json").write_text(json.dumps(config, indent=2, default=str))
         lmm.tokenizer.save_pretrained(tmp / "tokenizer")
         if trainable_only:
             save_file({k: v.contiguous() for k, v in trainable_state(model).items()}, tmp / "trainable.safetensors")
         else:
-            state = _dedup_tied(model.state_dict())
+            state = _dedup_tied({k: v for k, v in model.state_dict().items() if not k.startswith("new_rows.")})
             save_file({k: v.contiguous() for k, v in state.items()}, tmp / "model.safetensors")
 
 
