@@ -9,8 +9,11 @@ logits at every context position twice) — but narrow and shallow so it runs on
 1-5 tokens. One pair per step, as in the reference setup (micro-batch 1).
 
 Memory: each configuration runs 2 training steps in a fresh process; the figure is the peak resident set
-above the process's resident set after imports (CPU has no allocator counters). "live" is a full frozen copy
-of the model as the reference code keeps; "live (shared frozen)" is ours, sharing the frozen tensors.
+during them (the kernel's VmHWM, reset once the models are built, so the build's temporaries are left out)
+above the resident set after imports. "live" is a full frozen copy of the model, as the reference code
+keeps; "live (shared frozen)" is ours, sharing the frozen tensors. This narrow model's activations weigh
+far more against its weights than OpenFlamingo-3B's do, so the precomputed reference saves less here than
+at full size: see benchmarks/dpo_step_gpu.py for that.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ XATTN = dict(perceiver_depth=2, perceiver_heads=4, perceiver_dim_head=32, num_la
 def build():
     """Return the benchmark FlamingoLMM (random weights, non-zero gates, 50k-row embeddings and LM head)."""
     from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
-    from symdpo.train.params import mask_embedding_grads, set_trainable
+    from symdpo.train.params import set_trainable, train_new_token_rows
 
     lmm = build_flamingo(FlamingoConfig(lm=LM, tokenizer="tiny", vision=CLIP, **XATTN))
     lmm.model.lm.resize_token_embeddings(VOCAB, mean_resizing=False)  # MPT-1B's vocabulary width
@@ -50,7 +53,7 @@ def build():
             if name.endswith(("attn_gate", "ff_gate")):
                 p.fill_(0.5)
     set_trainable(lmm.model, train_embeddings=True, lora=False)
-    mask_embedding_grads(lmm.model, lmm.tokenizer)
+    train_new_token_rows(lmm.model, lmm.tokenizer)  # the recipes' default (model.new_token_rows: rows)
     lmm.source = "bench"
     return lmm
 
@@ -64,12 +67,18 @@ def batch(lmm, seed: int = 0):
     for i in range(7):
         context += [torch.randn(3, 224, 224, generator=g), f"Question:{demo_q}? Short answer:blarf{i}{EOC}"]
     context += [torch.randn(3, 224, 224, generator=g), f"Question:{demo_q}? Short answer:"]
+    pad_to_length(lmm, context, 1024)
     n = lmm.tokenize([context]).input_ids.shape[1]
-    filler = " ".join(words[i % len(words)] for i in range(400))
-    while n < 1024:  # pad the first demonstration's question up to a 1024-token context
-        context[1] = filler[: len(context[1]) + 40] + context[1]
-        n = lmm.tokenize([context]).input_ids.shape[1]
     return [context], ["blarf3" + EOC], ["a b c d" + EOC], n
+
+
+def pad_to_length(lmm, context: list, tokens: int) -> None:
+    """Prefix the first demonstration's text with filler words until ``context`` is ``tokens`` tokens (or just over)."""
+    words = "the shape in this picture is large and round".split()
+    text, extra = context[1], 0
+    while lmm.tokenize([context]).input_ids.shape[1] < tokens:
+        extra += 4
+        context[1] = " ".join(words[i % len(words)] for i in range(extra)) + " " + text
 
 
 def step(lmm, opt, data, *, shared: bool, ref=None):
@@ -116,25 +125,40 @@ def child_memory(reference: str) -> None:
     """Print the peak RSS (MiB) above the post-import baseline of 2 training steps with ``reference``."""
     from symdpo.train.reference import live_reference
 
-    base = _rss_mib()
+    base = _rss_mib("VmRSS")
     lmm = build()
     lmm.model.train()
     ref = None
     if reference != "precomputed":
         ref = live_reference(lmm, share_frozen=reference == "live-shared")
     opt, data = optimizer(lmm), batch(lmm)
+    _release_and_reset_peak()  # the peak then holds the models and the training, not the build's temporaries
     for _ in range(2):
         step(lmm, opt, data, shared=True, ref=ref)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"reference": reference, "peak_mib": peak - base}))
+    print(json.dumps({"reference": reference, "peak_mib": _rss_mib("VmHWM") - base}))
 
 
-def _rss_mib() -> float:
+def _release_and_reset_peak() -> None:
+    """Return freed heap to the OS and restart the kernel's peak-RSS counter (Linux; a no-op elsewhere)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current resident set
+    except OSError:
+        pass  # the peak then also counts the build's temporaries (both variants alike)
+
+
+def _rss_mib(field: str) -> float:
+    """Return the process's ``field`` (VmRSS: resident now, VmHWM: peak resident) in MiB from /proc."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    return 0.0
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def memory(reference: str) -> float:
