@@ -127,10 +127,11 @@ def step(lmm, opt, data, *, shared: bool, ref=None) -> float:
     return loss.detach().item()
 
 
-def optimizer(lmm):
-    from symdpo.train.params import param_groups
+def optimizer(lmm, fused: bool):
+    """Return the recipes' AdamW (fused on CUDA there; ``fused=False``: PyTorch's multi-tensor default)."""
+    from symdpo.train.params import adamw
 
-    return torch.optim.AdamW(param_groups(lmm.model, 0.1), lr=1e-5)
+    return adamw(lmm.model, lr=1e-5, weight_decay=0.1, fused=fused)
 
 
 def sync(device: torch.device) -> None:
@@ -171,8 +172,10 @@ def main() -> None:
     parser.add_argument("--mask-rows", action="store_true",
                         help="train the new-token rows by masking the whole matrix's gradient (OpenFlamingo)")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
+    parser.add_argument("--foreach-adamw", action="store_true", help="PyTorch's default AdamW, not the fused one")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    fused = device.type == "cuda" and not args.foreach_adamw  # as the recipes choose
     size = SIZES[args.size]
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     peak = next((v for k, v in PEAK_BF16.items() if k in name), float("nan"))
@@ -188,13 +191,14 @@ def main() -> None:
     print(f"built in {time.perf_counter() - t0:.0f} s: {n_params / 1e9:.2f} B parameters, "
           f"{n_train / 1e9:.3f} B trainable ({args.precision}; MPT attention "
           f"{'eager' if args.eager_mpt else 'fused SDPA'}; new-token rows {'masked' if args.mask_rows else 'own'}"
-          f"{'; gradient checkpointing' if args.checkpointing else ''})", flush=True)
+          f"{'; gradient checkpointing' if args.checkpointing else ''}; AdamW {'fused' if fused else 'multi-tensor'})",
+          flush=True)
     data, n_tokens = pairs(lmm, args.pairs, size["context"], size["image_size"])
     ctx_len = lmm.tokenize(data[0][:1]).input_ids.shape[1]
     print(f"{args.pairs} pairs per step, {ctx_len}-token contexts with 8 images, {n_tokens} pair tokens per step",
           flush=True)
 
-    opt = optimizer(lmm)
+    opt = optimizer(lmm, fused)
     flops = {s: count_flops(lmm, opt, data, s) for s in (True, False)}  # also creates the AdamW state
     for _ in range(args.warmup):
         for shared in (True, False):
@@ -229,7 +233,7 @@ def main() -> None:
     for mode in ("precomputed", "live-shared", "live"):
         reset_peak(device)
         ref = None if mode == "precomputed" else live_reference(lmm, share_frozen=mode == "live-shared")
-        opt = optimizer(lmm)
+        opt = optimizer(lmm, fused)
         for _ in range(2):
             step(lmm, opt, data, shared=True, ref=ref)
         ref_mem[mode] = peak_gib(device)

@@ -25,10 +25,10 @@ from symdpo.train import checkpointing as ckpt
 from symdpo.train.config import TrainConfig
 from symdpo.train.data import RecordDataset, micro_batches, step_indices, steps_per_epoch
 from symdpo.train.params import (
+    adamw,
     add_lora,
     mask_embedding_grads,
     merge_lora,
-    param_groups,
     set_trainable,
     train_new_token_rows,
     trainable_named,
@@ -184,8 +184,8 @@ def run(s: Setup, objective: Objective, *, resume: bool = False,
     out = Path(cfg.output_dir)
     sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
     scorer = Scorer(s.lmm, shared_prefix=cfg.dpo.shared_prefix)
-    optimizer = torch.optim.AdamW(param_groups(s.lmm.model, cfg.optim.weight_decay), lr=cfg.optim.lr,
-                                  betas=cfg.optim.betas, eps=cfg.optim.eps)
+    optimizer = adamw(s.lmm.model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas,
+                      eps=cfg.optim.eps, fused=acc.device.type == "cuda")
     scheduler = make_scheduler(cfg, optimizer, s.total_steps)  # not prepared: accelerate would step it per process
     scorer, optimizer = acc.prepare(scorer, optimizer)
     start = 0

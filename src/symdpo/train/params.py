@@ -114,6 +114,16 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def adamw(model: nn.Module, *, lr: float, weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-8,
+          fused: bool = False) -> torch.optim.AdamW:
+    """Return AdamW over `param_groups` of ``model``; ``fused`` (for CUDA) updates in one kernel per group.
+
+    The fused kernel is faster than the default multi-tensor one and makes none of its full-size temporaries
+    (OpenFlamingo-3B: a 3.5 GiB fp32 copy of the trainable set at every step).
+    """
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, eps=eps, fused=fused or None)
+
+
 def trainable_named(model: nn.Module) -> dict[str, torch.Tensor]:
     """Return {name: tensor} of the trainable parameters, detached (what a checkpoint stores)."""
     return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
