@@ -11,7 +11,13 @@ import torch
 
 from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo, new_token_rows
 from symdpo.models.presets import TINY_CLIP, TINY_LLAMA, TINY_XATTN
-from symdpo.train.params import mask_embedding_grads, param_groups, set_trainable, train_new_token_rows
+from symdpo.train.params import (
+    mask_embedding_grads,
+    param_groups,
+    release_new_token_rows,
+    set_trainable,
+    train_new_token_rows,
+)
 
 EOC = "<|endofchunk|>"
 LMS = {
@@ -99,3 +105,6 @@ def test_saved_model_holds_the_trained_rows(images, tmp_path):
     loaded = load_model(str(tmp_path / "full"))
     assert not any(n.startswith("new_rows.") for n, _ in loaded.model.named_parameters())
     torch.testing.assert_close(loaded.score(contexts, answers), expected, atol=1e-5, rtol=0)
+    release_new_token_rows(m.model)  # what the recipes do before their final save
+    assert not hasattr(m.model, "new_rows") and m.model.lm.get_input_embeddings().weight.requires_grad
+    torch.testing.assert_close(m.score(contexts, answers), expected, atol=1e-6, rtol=0)

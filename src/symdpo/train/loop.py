@@ -29,6 +29,7 @@ from symdpo.train.params import (
     add_lora,
     mask_embedding_grads,
     merge_lora,
+    release_new_token_rows,
     set_trainable,
     train_new_token_rows,
     trainable_named,
@@ -267,6 +268,7 @@ def save_final(s: Setup, objective: Objective) -> Path | None:
     if not acc.is_main_process:
         return None
     final = out / "final"
+    release_new_token_rows(s.lmm.model)  # the trained rows go back into the embedding matrix that is saved
     if s.cfg.lora.enabled:
         merge_lora(s.lmm.model.lm)  # the merged LM differs from the base, so the whole model is saved
         s.lmm.save_pretrained(final, trainable_only=False)

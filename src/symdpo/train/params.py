@@ -71,10 +71,10 @@ class NewTokenRows(nn.Module):
         self.register_buffer("slot", slot, persistent=False)  # token id -> row of `rows`, or -1
         self.rows = nn.Parameter(weight.detach()[self.ids].clone())
         self._weight = [weight]  # a list: not registered twice
-        embedding.register_forward_hook(self._lookup)
+        self._hooks = [embedding.register_forward_hook(self._lookup)]
         output = lm.get_output_embeddings()
         if output is not None and output.weight is weight:  # tied (MPT-1B): the same rows score those tokens
-            output.register_forward_hook(self._logits)
+            self._hooks.append(output.register_forward_hook(self._logits))
 
     def _lookup(self, module, args, out: torch.Tensor) -> torch.Tensor:
         slot = self.slot[args[0]]
@@ -89,6 +89,13 @@ class NewTokenRows(nn.Module):
         """Copy the trained rows into the embedding matrix (what a save writes)."""
         self._weight[0][self.ids] = self.rows.to(self._weight[0].dtype)
 
+    def release(self) -> None:
+        """Merge the rows, remove the hooks, and leave the matrix trainable as `set_trainable` made it."""
+        self.merge()
+        for hook in self._hooks:
+            hook.remove()
+        self._weight[0].requires_grad_(True)
+
 
 def train_new_token_rows(model: nn.Module, tokenizer) -> NewTokenRows | None:
     """Freeze the input embeddings and train only the new tokens' rows (`NewTokenRows`); return it, or None.
@@ -102,6 +109,14 @@ def train_new_token_rows(model: nn.Module, tokenizer) -> NewTokenRows | None:
     embedding.weight.requires_grad_(False)
     model.new_rows = NewTokenRows(model.lm, new_token_rows(tokenizer))
     return model.new_rows
+
+
+def release_new_token_rows(model: nn.Module) -> None:
+    """Undo `train_new_token_rows` (rows merged into the matrix), so the model saves like any other."""
+    rows = getattr(model, "new_rows", None)
+    if rows is not None:
+        rows.release()
+        del model.new_rows
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
