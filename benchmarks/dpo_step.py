@@ -85,14 +85,14 @@ def step(lmm, opt, data, *, shared: bool, ref=None):
     """Run one DPO+SFT optimiser step (reference log-probs precomputed unless ``ref`` is given)."""
     from symdpo.train.losses import preference_loss
 
-    contexts, chosen, rejected, _ = data
+    contexts, chosen, rejected = data[:3]
     pc, pr, nc, _ = lmm.pair_logps(contexts, chosen, rejected, shared_prefix=shared)
     if ref is None:
         rc, rr = pc.detach() - 0.1, pr.detach() + 0.1  # stands for the stored reference log-probs
     else:
         with torch.no_grad():
             rc, rr, _, _ = ref.pair_logps(contexts, chosen, rejected, shared_prefix=shared)
-    loss = preference_loss(pc, pr, rc, rr, beta=0.1)[0].mean() - pc.sum() / nc.sum()
+    loss = preference_loss(pc.float(), pr.float(), rc.float(), rr.float(), beta=0.1)[0].mean() - pc.sum() / nc.sum()
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in lmm.model.parameters() if p.requires_grad], 1.0)
     opt.step()

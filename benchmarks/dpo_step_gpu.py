@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from dpo_step import EOC, VOCAB, pad_to_length  # noqa: E402
+from dpo_step import EOC, VOCAB, pad_to_length, step  # noqa: E402
 
 SIZES = {
     "of3b": dict(
@@ -106,25 +106,6 @@ def pairs(lmm, n: int, context: int, image_size: int, seed: int = 0):
     n_tokens = sum(lmm.tokenize([c]).input_ids.shape[1] for c in contexts)
     n_tokens += sum(len(tok(a, add_special_tokens=False)["input_ids"]) for a in chosen + rejected)
     return (contexts, chosen, rejected), n_tokens
-
-
-def step(lmm, opt, data, *, shared: bool, ref=None) -> float:
-    """Run one DPO (+ SFT term) optimiser step; return the loss."""
-    from symdpo.train.losses import preference_loss
-
-    contexts, chosen, rejected = data
-    pc, pr, nc, _ = lmm.pair_logps(contexts, chosen, rejected, shared_prefix=shared)
-    if ref is None:
-        rc, rr = pc.detach() - 0.1, pr.detach() + 0.1  # stands for the stored reference log-probs
-    else:
-        with torch.no_grad():
-            rc, rr, _, _ = ref.pair_logps(contexts, chosen, rejected, shared_prefix=shared)
-    loss = preference_loss(pc.float(), pr.float(), rc.float(), rr.float(), beta=0.1)[0].mean() - pc.sum() / nc.sum()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_([p for p in lmm.model.parameters() if p.requires_grad], 1.0)
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    return loss.detach().item()
 
 
 def optimizer(lmm, fused: bool):
