@@ -30,8 +30,19 @@ def test_registered_tasks_and_decoding() -> None:
     assert get_task("symbol_icl").demos_in_record
 
 
+def test_easyvqa_open_keeps_the_open_questions_of_easyvqa() -> None:
+    """easy-VQA's open subset: every "what ..." question of the test split, nothing else, same protocol."""
+    whole = get_task("easyvqa").load({}, "test").records
+    split = get_task("easyvqa-open").load({}, "test")
+    kept = [r.question for r in whole if r.question.startswith("what")]
+    assert [r.question for r in split.records] == kept and 0 < len(kept) < len(whole)
+    assert {"circle", "red"} <= {r.answer for r in split.records} and "yes" not in {r.answer for r in split.records}
+    task = get_task("easyvqa-open")
+    assert (task.eval_split, task.generation.max_new_tokens, task.metric) == ("test", 5, get_task("easyvqa").metric)
+
+
 def test_unknown_task_lists_known_ones() -> None:
-    with pytest.raises(KeyError, match=r"unknown task 'vqa3'; known tasks: coco, easyvqa, flickr30k"):
+    with pytest.raises(KeyError, match=r"unknown task 'vqa3'; known tasks: coco, easyvqa, easyvqa-open, flickr30k"):
         get_task("vqa3")
 
 

@@ -193,6 +193,19 @@ def easyvqa() -> Task:
     return _vqa_task("easyvqa", metric=single_answer_metric, eval_split="test")
 
 
+@register_task("easyvqa-open")
+def easyvqa_open() -> Task:
+    """Return easy-VQA's open questions only ("what color / shape ..."), whose answer only the image gives."""
+    load = split_loader("easyvqa")
+
+    def load_open(paths: Mapping[str, Any], split: str) -> Split:
+        whole = load(paths, split)
+        return Split([r for r in whole.records if r.question.lower().startswith("what")], whole.image_root)
+
+    return Task("easyvqa-open", "vqa", load_open, VQA_TEMPLATE, postprocess_vqa, single_answer_metric,
+                GenerationParams(max_new_tokens=5), eval_split="test")  # fmt: skip
+
+
 @register_task("symbol_icl")
 def symbol_icl() -> Task:
     """Return the symbol-ICL probe: pick the symbol of the query's answer from demonstrations built on VQA val."""
