@@ -5,8 +5,9 @@
 The starting model is a tiny Flamingo pretrained on ordinary easy-VQA in-context sequences
 (``symdpo/assets/tiny-easyvqa``, reproducible with ``symdpo train sft --config configs/tiny-pretrain.yaml``).
 Both models are evaluated on the same held-out contexts: easy-VQA accuracy at 4 and 8 shots on the open
-(colour, shape) questions the starting model was pretrained on (the OpenFlamingo protocol), symbol-ICL accuracy on test-split symbol contexts, and each score again with blank
-demonstration images — the drop measures how much the model uses them. Whatever is measured is printed.
+(colour, shape) questions the starting model was pretrained on (the OpenFlamingo protocol), symbol-ICL
+accuracy on test-split symbol contexts, and each score again with blank demonstration images — the drop
+measures how much the model uses them. Whatever is measured is printed.
 """
 
 from __future__ import annotations

@@ -104,12 +104,12 @@ def use_sdpa_attention(lm: nn.Module) -> nn.Module:
 @contextmanager
 def alibi_positions(lm: nn.Module, positions: torch.Tensor | None) -> Iterator[None]:
     """Within the block, ALiBi of ``lm`` measures distance by ``positions`` (B, T) of an uncached call."""
-    is_mpt = getattr(getattr(lm, "config", None), "model_type", None) == "mpt"
-    models = [m for m in lm.modules() if isinstance(m, PositionalAlibiMptModel)] if is_mpt and positions is not None else []
-    for m in models:
-        m._alibi_positions = positions
+    model = getattr(lm, "transformer", None)  # MptForCausalLM's body, made positional by `use_sdpa_attention`
+    if positions is None or not isinstance(model, PositionalAlibiMptModel):
+        yield
+        return
+    model._alibi_positions = positions
     try:
         yield
     finally:
-        for m in models:
-            m._alibi_positions = None
+        model._alibi_positions = None
