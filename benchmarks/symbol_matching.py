@@ -1,0 +1,185 @@
+"""How fast does a tiny Flamingo learn to match a query image to demonstration images? Two LM inits side by side.
+
+    .venv/bin/python benchmarks/symbol_matching.py                  # ~4 min on 2 CPU cores
+    python benchmarks/symbol_matching.py --device cuda --steps 2500 # a GPU; first checks one batch against the CPU
+
+This is the skill the demo's SymDPO stage has to teach, in its easiest form: each demonstration is a
+solid-colour image followed by a one-token symbol, and the query's colour is one of the demonstrations'
+("<image>Question:what color is the shape? Short answer:osk<|endofchunk|>" ×2–4, then a query). The
+only way past "any symbol of the context" is to compare the query image with the demonstration images.
+
+A tiny Flamingo (the ``tiny`` preset's shapes, tied embeddings) is trained from scratch with supervised
+answer loss, once per LM init std; every ``--every`` steps it is scored on held-out contexts (pick the best
+of the context's symbols) with real and with blank demonstration images. A model that matches images
+scores above chance with real images and falls to chance with blank ones. Why two inits: the ``tiny``
+preset's LM keeps transformers' default std 0.02, made for models 20x wider; at width 64 it learns
+in-context copying about twice as slowly as with std 0.1 (measured on the bare LM).
+
+Measured (2026-11-27). This 2-core CPU, torch 2.13: neither init gets above chance in 1000 steps (41.0% and
+36.5%, chance 41.7%); std 0.1 stays at chance to 2000 steps, for 8 seeds, in float64 too, and with
+transformers 5.17 as well as 5.24, although its gradients agree with finite differences. An H200 (torch 2.11,
+transformers 5.17) running the same computation (with a fixed list of 32 one-token symbols) learned it:
+std 0.1 with gates at 0.1 or 0 reached 71-76% at step 500, 91-92% at 1000 and 100% at 2500; std 0.02, gates
+at 0.5 or more, width 128, or 2 layers stayed at chance. Why the two machines differ is not known yet: on
+a GPU, the ``parity`` line printed first compares one batch's loss and gradients with the CPU's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import torch
+from PIL import Image
+
+from symdpo.eval.images import blank_image
+from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
+from symdpo.models.presets import TINY_CLIP, TINY_LLAMA, TINY_XATTN
+
+COLOURS = [(255, 0, 0), (0, 0, 255), (0, 200, 0), (255, 255, 0), (128, 0, 128), (0, 200, 200), (128, 128, 128), (0, 0, 0)]
+QUESTION = "Question:what color is the shape? Short answer:"
+
+
+def one_token_symbols(tokenizer, n: int = 32) -> list[str]:
+    """Return ``n`` pseudo-syllables that the tiny tokenizer keeps as one token right after "answer:"."""
+    from symdpo.data.vocab import builtin_symbols
+
+    base = len(tokenizer(QUESTION)["input_ids"])
+    out: list[str] = []
+    for word in builtin_symbols(2048):  # their first BPE pieces: "osk", "kla", ... (the words are 2+ tokens)
+        piece = tokenizer.decode(tokenizer(QUESTION + word)["input_ids"][base])
+        if (piece.isalpha() and len(piece) >= 3 and piece not in out and piece not in QUESTION
+                and len(tokenizer(QUESTION + piece)["input_ids"]) == base + 1):
+            out.append(piece)
+    if len(out) < n:
+        raise SystemExit(f"only {len(out)} one-token symbols")
+    return out[:n]
+
+
+def sample(rng: random.Random, symbols: list[str], images: list, end: str, blank_demos: bool = False):
+    """Return (context, right symbol, the context's symbols) of one solid-colour symbol context."""
+    k = rng.randint(2, 3)
+    colours, names = rng.sample(range(len(images)), k), rng.sample(symbols, k)
+    order = colours + [rng.choice(colours)] * rng.randint(0, 1)
+    rng.shuffle(order)
+    ctx: list = []
+    for c in order:
+        ctx += [blank_image() if blank_demos else images[c], f"{QUESTION}{names[colours.index(c)]}{end}"]
+    query = rng.choice(colours)
+    return ctx + [images[query], QUESTION], names[colours.index(query)], names
+
+
+@torch.no_grad()
+def accuracy(model, symbols, images, n: int, blank_demos: bool) -> float:
+    """Return the % of ``n`` held-out contexts where the right symbol scores best among the context's."""
+    rng, right = random.Random(12345), 0
+    model.model.eval()
+    for _ in range(n):
+        ctx, answer, names = sample(rng, symbols, images, model.end_of_chunk, blank_demos)
+        logps, _ = model.answer_logps([ctx] * len(names), [s + model.end_of_chunk for s in names])
+        right += names[int(logps.argmax())] == answer
+    return 100.0 * right / n
+
+
+def build(init_std: float, gate: float, seed: int):
+    """Return a fresh tiny Flamingo (tied embeddings, LM init std ``init_std``, all gates set to ``gate``)."""
+    lm = dict(TINY_LLAMA, tie_word_embeddings=True, initializer_range=init_std)
+    model = build_flamingo(FlamingoConfig(lm=lm, tokenizer="tiny", vision=TINY_CLIP, cross_attn_every_n_layers=1,
+                                          seed=seed, **TINY_XATTN))
+    with torch.no_grad():
+        for name, p in model.model.named_parameters():
+            if name.startswith("xattn.") and name.endswith("_gate"):
+                p.fill_(gate)
+    return model
+
+
+def parity(device: str, args) -> None:
+    """Print how far one batch's loss and gradients on ``device`` are from the same computation on the CPU."""
+    model = build(0.1, 0.5, args.seed)
+    symbols = one_token_symbols(model.tokenizer)
+    images = [Image.new("RGB", (64, 64), c) for c in COLOURS]
+    rng = random.Random(0)
+    batch = [sample(rng, symbols, images, model.end_of_chunk) for _ in range(16)]
+    results = []
+    for dev in ("cpu", device):
+        model.model.to(dev)
+        model.model.zero_grad()
+        logps, counts = model.answer_logps([b[0] for b in batch], [b[1] + model.end_of_chunk for b in batch])
+        loss = -(logps.sum() / counts.sum())
+        loss.backward()
+        grads = {n: p.grad.detach().cpu().clone() for n, p in model.model.named_parameters() if p.grad is not None}
+        results.append((loss.item(), grads))
+    (l0, g0), (l1, g1) = results
+    worst = max(((g1[n] - g0[n]).norm() / g0[n].norm().clamp_min(1e-12)).item() for n in g0)
+    print(f"parity, {device} vs cpu on one batch: loss {l1:.6f} vs {l0:.6f}; worst relative gradient difference {worst:.1e}")
+
+
+def train(init_std: float, args) -> list[tuple[int, float, float, float]]:
+    """Return (step, train loss, accuracy real, accuracy blank) every ``args.every`` steps for one LM init."""
+    model = build(init_std, args.gate, args.seed)
+    model.model.to(args.device)
+    model.model.requires_grad_(True)
+    model.model.vision.requires_grad_(False)
+    symbols = one_token_symbols(model.tokenizer)
+    images = [Image.new("RGB", (64, 64), c) for c in COLOURS]
+    params = [p for p in model.model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    rng, losses, rows = random.Random(args.seed), [], []
+    for step in range(1, args.steps + 1):
+        model.model.train()
+        model.model.vision.eval()
+        batch = [sample(rng, symbols, images, model.end_of_chunk) for _ in range(16)]
+        logps, counts = model.answer_logps([b[0] for b in batch], [b[1] + model.end_of_chunk for b in batch])
+        loss = -(logps.sum() / counts.sum())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+        if step % args.every == 0 or step == args.steps:
+            real, blank = (accuracy(model, symbols, images, args.probes, b) for b in (False, True))
+            rows.append((step, sum(losses[-args.every:]) / len(losses[-args.every:]), real, blank))
+            print(f"  init std {init_std}: step {step:5d}  loss {rows[-1][1]:.3f}  accuracy {real:5.1f}%  "
+                  f"blank demo images {blank:5.1f}%", flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--every", type=int, default=250)
+    p.add_argument("--probes", type=int, default=200, help="held-out contexts per evaluation")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--gate", type=float, default=0.1, help="initial cross-attention gates (tanh of it is applied)")
+    p.add_argument("--inits", type=float, nargs=2, default=[0.02, 0.1], help="the two LM init stds compared")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    torch.set_num_threads(min(4, torch.get_num_threads()))
+    chance = 100.0 * (1 / 2 + 1 / 3) / 2
+    import platform
+
+    import tokenizers
+    import transformers
+
+    print(f"solid-colour symbol contexts, {args.steps} steps of 16, device {args.device}; chance {chance:.1f}%; "
+          f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"tokenizers {tokenizers.__version__}")
+    tok = build(0.1, 0.0, args.seed).tokenizer
+    print("one demonstration, as tokens:", [tok.decode([i]) for i in tok(f"<image>{QUESTION}lon<|endofchunk|>")["input_ids"]])
+    if args.device != "cpu":
+        parity(args.device, args)
+    final = {}
+    for std in args.inits:
+        t0 = time.perf_counter()
+        final[std] = train(std, args)[-1]
+        print(f"  init std {std}: {time.perf_counter() - t0:.0f} s")
+    (a, b) = args.inits
+    print(f"symbol-matching accuracy after {args.steps} steps, init std {b} vs {a}: "
+          f"{final[b][2]:.1f}% vs {final[a][2]:.1f}% (blank demo images {final[b][3]:.1f}% vs {final[a][3]:.1f}%; "
+          f"chance {chance:.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
