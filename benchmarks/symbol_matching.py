@@ -16,8 +16,9 @@ preset's LM keeps transformers' default std 0.02, made for models 20x wider; at 
 in-context copying about twice as slowly as with std 0.1 (measured on the bare LM).
 
 Measured (2026-11-27). This 2-core CPU, torch 2.13: neither init gets above chance in 1000 steps (41.0% and
-36.5%, chance 41.7%); std 0.1 stays at chance to 2000 steps, for 8 seeds, in float64 too, and with
-transformers 5.17 as well as 5.24, although its gradients agree with finite differences. An H200 (torch 2.11,
+36.5%, chance 41.7%); std 0.1 stays at chance to 2000 steps (seed 0) and to 600-1000 steps for 8 other
+seeds, in float64 too, and with transformers 5.17 as well as 5.24, although its gradients agree with finite
+differences. An H200 (torch 2.11,
 transformers 5.17) running the same computation (with a fixed list of 32 one-token symbols) learned it:
 std 0.1 with gates at 0.1 or 0 reached 71-76% at step 500, 91-92% at 1000 and 100% at 2500; std 0.02, gates
 at 0.5 or more, width 128, or 2 layers stayed at chance. Why the two machines differ is not known yet: on
