@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from symdpo.eval.images import blank_image
-from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
+from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo, load_tokenizer
 from symdpo.models.presets import TINY_CLIP, TINY_LLAMA, TINY_XATTN
 
 COLOURS = [(255, 0, 0), (0, 0, 255), (0, 200, 0), (255, 255, 0), (128, 0, 128), (0, 200, 200), (128, 128, 128), (0, 0, 0)]
@@ -83,11 +83,16 @@ def accuracy(model, symbols, images, n: int, blank_demos: bool) -> float:
     return 100.0 * right / n
 
 
+def config(init_std: float, seed: int) -> FlamingoConfig:
+    """Return the tiny Flamingo's config: the ``tiny`` preset's shapes, tied embeddings, LM init std ``init_std``."""
+    lm = dict(TINY_LLAMA, tie_word_embeddings=True, initializer_range=init_std)
+    return FlamingoConfig(lm=lm, tokenizer="tiny", vision=TINY_CLIP, cross_attn_every_n_layers=1, seed=seed,
+                          **TINY_XATTN)
+
+
 def build(init_std: float, gate: float, seed: int):
     """Return a fresh tiny Flamingo (tied embeddings, LM init std ``init_std``, all gates set to ``gate``)."""
-    lm = dict(TINY_LLAMA, tie_word_embeddings=True, initializer_range=init_std)
-    model = build_flamingo(FlamingoConfig(lm=lm, tokenizer="tiny", vision=TINY_CLIP, cross_attn_every_n_layers=1,
-                                          seed=seed, **TINY_XATTN))
+    model = build_flamingo(config(init_std, seed))
     with torch.no_grad():
         for name, p in model.model.named_parameters():
             if name.startswith("xattn.") and name.endswith("_gate"):
@@ -167,7 +172,7 @@ def main() -> None:
     print(f"solid-colour symbol contexts, {args.steps} steps of 16, device {args.device}; chance {chance:.1f}%; "
           f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
           f"tokenizers {tokenizers.__version__}")
-    tok = build(0.1, 0.0, args.seed).tokenizer
+    tok = load_tokenizer(config(0.1, args.seed))
     print("one demonstration, as tokens:", [tok.decode([i]) for i in tok(f"<image>{QUESTION}lon<|endofchunk|>")["input_ids"]])
     if args.device != "cpu":
         parity(args.device, args)
