@@ -1,4 +1,4 @@
-"""How fast does a tiny Flamingo learn to match a query image to demonstration images? Two LM inits side by side.
+"""How fast does a tiny Flamingo learn to match a query image to demonstration images? Two gate inits side by side.
 
     .venv/bin/python benchmarks/symbol_matching.py                  # ~4 min on 2 CPU cores
     python benchmarks/symbol_matching.py --device cuda --steps 2500 # a GPU; first checks one batch against the CPU
@@ -8,21 +8,23 @@ solid-colour image followed by a one-token symbol, and the query's colour is one
 ("<image>Question:what color is the shape? Short answer:osk<|endofchunk|>" ×2–4, then a query). The
 only way past "any symbol of the context" is to compare the query image with the demonstration images.
 
-A tiny Flamingo (the ``tiny`` preset's shapes, tied embeddings) is trained from scratch with supervised
-answer loss, once per LM init std; every ``--every`` steps it is scored on held-out contexts (pick the best
-of the context's symbols) with real and with blank demonstration images. A model that matches images
-scores above chance with real images and falls to chance with blank ones. Why two inits: the ``tiny``
-preset's LM keeps transformers' default std 0.02, made for models 20x wider; at width 64 it learns
-in-context copying about twice as slowly as with std 0.1 (measured on the bare LM).
+A tiny Flamingo (the ``tiny`` preset's shapes, tied embeddings, LM init std 0.1) is trained from scratch
+with supervised answer loss, once per initial value of the cross-attention gates; every ``--every`` steps it
+is scored on held-out contexts (pick the best of the context's symbols) with real and with blank
+demonstration images. A model that matches images scores above chance with real images and falls to chance
+with blank ones.
 
-Measured (2026-11-27). This 2-core CPU, torch 2.13: neither init gets above chance in 1000 steps (41.0% and
-36.5%, chance 41.7%); std 0.1 stays at chance to 2000 steps (seed 0) and to 600-1000 steps for 8 other
-seeds, in float64 too, and with transformers 5.17 as well as 5.24, although its gradients agree with finite
-differences. An H200 (torch 2.11,
-transformers 5.17) running the same computation (with a fixed list of 32 one-token symbols) learned it:
-std 0.1 with gates at 0.1 or 0 reached 71-76% at step 500, 91-92% at 1000 and 100% at 2500; std 0.02, gates
-at 0.5 or more, width 128, or 2 layers stayed at chance. Why the two machines differ is not known yet: on
-a GPU, the ``parity`` line printed first compares one batch's loss and gradients with the CPU's.
+Measured (2026-11-27), 1000 steps, seed 0, this 2-core CPU (torch 2.13): gates from 0 vs 0.1 gave 40.5% vs
+41.0% with the tokenizer's symbols and 37.5% vs 42.0% with ``--symbols learned-run`` (chance 41.7%). What
+these single runs do not show: whether matching emerges is a matter of luck. An H200 (torch 2.11) learned it
+with gates from 0 and 0.1 (76% and 71% at step 500, 92% and 91% at 1000, 100% at 2500; the learned-run
+symbols), and so did one CPU run with gates from 0 (61% at step 500, 87% at 800). The same CPU command run
+again gave the same losses to step 100 and then drifted (1.394 vs 1.398 at step 200; float sums on the CPU
+are not bit-reproducible from run to run here), and that run stayed at chance to step 800. About 20 other CPU
+runs (9 seeds, gates 0.05 to 0.1, LM init 0.05 to 0.2, other widths, heads, depths) stayed at chance, and so
+did the H200 with gates at 0.5 or 1, LM init 0.02, width 128 or 2 layers. torch 2.11 on this CPU gives the
+same numbers as torch 2.13 to the last digit printed, so nothing here points to a difference between the
+CUDA and the CPU code paths; on a GPU, the ``parity`` line printed first checks one batch against the CPU.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from symdpo.models.presets import TINY_CLIP, TINY_LLAMA, TINY_XATTN
 
 COLOURS = [(255, 0, 0), (0, 0, 255), (0, 200, 0), (255, 255, 0), (128, 0, 128), (0, 200, 200), (128, 128, 128), (0, 0, 0)]
 QUESTION = "Question:what color is the shape? Short answer:"
+# the 32 one-token symbols of the runs that learned (this CPU with gates at 0; the H200 with gates at 0 and 0.1)
+LEARNED_RUN_SYMBOLS = ("osk uth usk oux aim aix oun bri plou gou zai glo kla klu bro trou tro fou mou zou thu sko kle "
+                       "brou stu shu pla dri vou klai gla drou").split()
 
 
 def one_token_symbols(tokenizer, n: int = 32) -> list[str]:
@@ -56,6 +61,17 @@ def one_token_symbols(tokenizer, n: int = 32) -> list[str]:
     if len(out) < n:
         raise SystemExit(f"only {len(out)} one-token symbols")
     return out[:n]
+
+
+def symbol_list(tokenizer, which: str) -> list[str]:
+    """Return the 32 one-token symbols named by ``which``: "tokenizer" (derived) or "learned-run" (fixed)."""
+    if which == "tokenizer":
+        return one_token_symbols(tokenizer)
+    base = len(tokenizer(QUESTION)["input_ids"])
+    split = [s for s in LEARNED_RUN_SYMBOLS if len(tokenizer(QUESTION + s)["input_ids"]) != base + 1]
+    if split:
+        raise SystemExit(f"this tokenizer splits {split} into several tokens: use --symbols tokenizer")
+    return list(LEARNED_RUN_SYMBOLS)
 
 
 def sample(rng: random.Random, symbols: list[str], images: list, end: str, blank_demos: bool = False):
@@ -121,13 +137,13 @@ def parity(device: str, args) -> None:
     print(f"parity, {device} vs cpu on one batch: loss {l1:.6f} vs {l0:.6f}; worst relative gradient difference {worst:.1e}")
 
 
-def train(init_std: float, args) -> list[tuple[int, float, float, float]]:
-    """Return (step, train loss, accuracy real, accuracy blank) every ``args.every`` steps for one LM init."""
-    model = build(init_std, args.gate, args.seed)
+def train(gate: float, args) -> list[tuple[int, float, float, float]]:
+    """Return (step, train loss, accuracy real, accuracy blank) every ``args.every`` steps for one gate init."""
+    model = build(args.init, gate, args.seed)
     model.model.to(args.device)
     model.model.requires_grad_(True)
     model.model.vision.requires_grad_(False)
-    symbols = one_token_symbols(model.tokenizer)
+    symbols = symbol_list(model.tokenizer, args.symbols)
     images = [Image.new("RGB", (64, 64), c) for c in COLOURS]
     params = [p for p in model.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
@@ -146,7 +162,7 @@ def train(init_std: float, args) -> list[tuple[int, float, float, float]]:
         if step % args.every == 0 or step == args.steps:
             real, blank = (accuracy(model, symbols, images, args.probes, b) for b in (False, True))
             rows.append((step, sum(losses[-args.every:]) / len(losses[-args.every:]), real, blank))
-            print(f"  init std {init_std}: step {step:5d}  loss {rows[-1][1]:.3f}  accuracy {real:5.1f}%  "
+            print(f"  gates {gate}: step {step:5d}  loss {rows[-1][1]:.3f}  accuracy {real:5.1f}%  "
                   f"blank demo images {blank:5.1f}%", flush=True)
     return rows
 
@@ -157,8 +173,11 @@ def main() -> None:
     p.add_argument("--every", type=int, default=250)
     p.add_argument("--probes", type=int, default=200, help="held-out contexts per evaluation")
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--gate", type=float, default=0.1, help="initial cross-attention gates (tanh of it is applied)")
-    p.add_argument("--inits", type=float, nargs=2, default=[0.02, 0.1], help="the two LM init stds compared")
+    p.add_argument("--gates", type=float, nargs=2, default=[0.1, 0.0],
+                   help="the two initial values of the cross-attention gates compared (tanh of it is applied)")
+    p.add_argument("--init", type=float, default=0.1, help="LM init std")
+    p.add_argument("--symbols", choices=["tokenizer", "learned-run"], default="tokenizer",
+                   help="the symbol list: derived from the tokenizer, or the fixed list of the runs that learned")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -177,12 +196,12 @@ def main() -> None:
     if args.device != "cpu":
         parity(args.device, args)
     final = {}
-    for std in args.inits:
+    for gate in args.gates:
         t0 = time.perf_counter()
-        final[std] = train(std, args)[-1]
-        print(f"  init std {std}: {time.perf_counter() - t0:.0f} s")
-    (a, b) = args.inits
-    print(f"symbol-matching accuracy after {args.steps} steps, init std {b} vs {a}: "
+        final[gate] = train(gate, args)[-1]
+        print(f"  gates {gate}: {time.perf_counter() - t0:.0f} s")
+    (a, b) = args.gates
+    print(f"symbol-matching accuracy after {args.steps} steps, gates from {b} vs {a}: "
           f"{final[b][2]:.1f}% vs {final[a][2]:.1f}% (blank demo images {final[b][3]:.1f}% vs {final[a][3]:.1f}%; "
           f"chance {chance:.1f}%)")
 
