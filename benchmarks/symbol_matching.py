@@ -19,8 +19,9 @@ Measured (2026-11-27), 1000 steps, seed 0, this 2-core CPU (torch 2.13): gates f
 these single runs do not show: whether matching emerges is a matter of luck. An H200 (torch 2.11) learned it
 with gates from 0 and 0.1 (76% and 71% at step 500, 92% and 91% at 1000, 100% at 2500; the learned-run
 symbols), and so did one CPU run with gates from 0 (61% at step 500, 87% at 800). The same CPU command run
-again gave the same losses to step 100 and then drifted (1.394 vs 1.398 at step 200; float sums on the CPU
-are not bit-reproducible from run to run here), and that run stayed at chance to step 800. About 20 other CPU
+again gave the same losses to step 100 and then drifted (1.394 vs 1.398 at step 200: these CPU runs are not
+bit-reproducible; cause not traced, two 150-step runs without evaluations matched exactly), and that run
+stayed at chance to step 800. About 20 other CPU
 runs (9 seeds, gates 0.05 to 0.1, LM init 0.05 to 0.2, other widths, heads, depths) stayed at chance, and so
 did the H200 with gates at 0.5 or 1, LM init 0.02, width 128 or 2 layers. torch 2.11 on this CPU gives the
 same numbers as torch 2.13 to the last digit printed, so nothing here points to a difference between the
