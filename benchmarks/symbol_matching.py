@@ -48,6 +48,11 @@ LEARNED_RUN_SYMBOLS = ("osk uth usk oux aim aix oun bri plou gou zai glo kla klu
                        "brou stu shu pla dri vou klai gla drou").split()
 
 
+def is_one_token(tokenizer, symbol: str) -> bool:
+    """Return whether ``tokenizer`` keeps ``symbol`` as one token right after "answer:"."""
+    return len(tokenizer(QUESTION + symbol)["input_ids"]) == len(tokenizer(QUESTION)["input_ids"]) + 1
+
+
 def one_token_symbols(tokenizer, n: int = 32) -> list[str]:
     """Return ``n`` pseudo-syllables that the tiny tokenizer keeps as one token right after "answer:"."""
     from symdpo.data.vocab import builtin_symbols
@@ -57,7 +62,7 @@ def one_token_symbols(tokenizer, n: int = 32) -> list[str]:
     for word in builtin_symbols(2048):  # their first BPE pieces: "osk", "kla", ... (the words are 2+ tokens)
         piece = tokenizer.decode(tokenizer(QUESTION + word)["input_ids"][base])
         if (piece.isalpha() and len(piece) >= 3 and piece not in out and piece not in QUESTION
-                and len(tokenizer(QUESTION + piece)["input_ids"]) == base + 1):
+                and is_one_token(tokenizer, piece)):
             out.append(piece)
     if len(out) < n:
         raise SystemExit(f"only {len(out)} one-token symbols")
@@ -68,8 +73,7 @@ def symbol_list(tokenizer, which: str) -> list[str]:
     """Return the 32 one-token symbols named by ``which``: "tokenizer" (derived) or "learned-run" (fixed)."""
     if which == "tokenizer":
         return one_token_symbols(tokenizer)
-    base = len(tokenizer(QUESTION)["input_ids"])
-    split = [s for s in LEARNED_RUN_SYMBOLS if len(tokenizer(QUESTION + s)["input_ids"]) != base + 1]
+    split = [s for s in LEARNED_RUN_SYMBOLS if not is_one_token(tokenizer, s)]
     if split:
         raise SystemExit(f"this tokenizer splits {split} into several tokens: use --symbols tokenizer")
     return list(LEARNED_RUN_SYMBOLS)
@@ -119,7 +123,7 @@ def build(init_std: float, gate: float, seed: int):
 
 def parity(device: str, args) -> None:
     """Print how far one batch's loss and gradients on ``device`` are from the same computation on the CPU."""
-    model = build(0.1, 0.5, args.seed)
+    model = build(args.init, 0.5, args.seed)  # gates open, so that the cross-attention is exercised
     symbols = one_token_symbols(model.tokenizer)
     images = [Image.new("RGB", (64, 64), c) for c in COLOURS]
     rng = random.Random(0)
@@ -192,7 +196,7 @@ def main() -> None:
     print(f"solid-colour symbol contexts, {args.steps} steps of 16, device {args.device}; chance {chance:.1f}%; "
           f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
           f"tokenizers {tokenizers.__version__}")
-    tok = load_tokenizer(config(0.1, args.seed))
+    tok = load_tokenizer(config(args.init, args.seed))
     print("one demonstration, as tokens:", [tok.decode([i]) for i in tok(f"<image>{QUESTION}lon<|endofchunk|>")["input_ids"]])
     if args.device != "cpu":
         parity(args.device, args)
