@@ -125,7 +125,8 @@ def _records(opts: BuildOptions, root: Path, progress: Progress | None, counts: 
     info["vocabulary"] = vocab.describe()
     if opts.mode == "sft":
         return SFTRecord, vqa_sft_records(pool, vocab, opts.symbols, opts.seed, opts.sft_symbol_fraction,
-                                          counts), len(pool)
+                                          counts, symbol_images=opts.sft_symbol_images,
+                                          copy_fraction=opts.sft_copy_fraction), len(pool)
     builder = SymbolBuilder(pool, vocab, opts.symbols, opts.seed, counts=counts)
     return PreferenceRecord, builder.records(), len(pool)
 

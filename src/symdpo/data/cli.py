@@ -51,6 +51,10 @@ def build(
     symbols_file: Optional[Path] = typer.Option(None, help="extra symbols, one per line"),
     builtin_symbols: bool = typer.Option(True, help="use the built-in pseudo-word symbols"),
     sft_symbol_fraction: float = typer.Option(0.5, help="sft mode on VQA: share of symbol sequences"),
+    sft_symbol_images: str = typer.Option("matching", help="sft symbol sequences' images: matching | unrelated "
+                                          "(random other images: the symbol is copied from the text)"),
+    sft_copy_fraction: float = typer.Option(0.0, help="sft mode on VQA: share of text-copying sequences "
+                                            "(a demonstration's random words, repeated by the target)"),
     check_images: str = typer.Option("header", help="none | header | decode"),
     on_bad_image: str = typer.Option("error", help="error | skip (skips are counted in the manifest)"),
     strict_extension: bool = typer.Option(True, help="treat content/extension mismatch as a bad image"),
@@ -60,7 +64,8 @@ def build(
         opts = BuildOptions(
             source=source, out=out, annotations=annotations, questions=questions, image_root=image_root,
             image_template=image_template, split=split, mode=mode, seed=seed, max_records=max_records, question_regex=question_regex,
-            sft_symbol_fraction=sft_symbol_fraction, check_images=check_images, on_bad_image=on_bad_image,
+            sft_symbol_fraction=sft_symbol_fraction, sft_symbol_images=sft_symbol_images,
+            sft_copy_fraction=sft_copy_fraction, check_images=check_images, on_bad_image=on_bad_image,
             strict_extension=strict_extension,
             symbols=SymbolOptions(k_min=k_min, k_max=k_max, icl_fraction=icl_fraction,
                                   rejected_weights=_weights(rejected), pairs_per_query=pairs_per_query,

@@ -51,6 +51,10 @@ class BuildOptions(BaseModel):
     question_regex: str | None = None  # keep only the examples whose question matches (VQA sources)
     symbols: SymbolOptions = SymbolOptions()
     sft_symbol_fraction: float = Field(0.5, ge=0.0, le=1.0)  # SFT on VQA: share of symbol sequences
+    # SFT symbol sequences' images: "matching" (the SymDPO task), or "unrelated": random other images, so the
+    # symbol can only be copied from the text (a Flamingo's pretraining: the images must not break the LM's copying)
+    sft_symbol_images: Literal["matching", "unrelated"] = "matching"
+    sft_copy_fraction: float = Field(0.0, ge=0.0, le=1.0)  # SFT on VQA: share of text-copying sequences
     check_images: Literal["none", "header", "decode"] = "header"
     on_bad_image: Literal["error", "skip"] = "error"
     strict_extension: bool = True

@@ -141,19 +141,21 @@ class PreferenceRecord(_Sequence):
 class SFTRecord(_Sequence):
     """A supervised sequence: demonstrations, a query, and the target answer."""
 
-    kind: Literal["vqa", "caption", "symbol"]
+    kind: Literal["vqa", "caption", "symbol", "copy"]  # copy: the target repeats a demonstration's text
     target: str
 
     @model_validator(mode="after")
     def _invariants(self) -> SFTRecord:
         self._check_images()
-        is_caption = self.kind == "caption"
+        is_caption = self.kind in ("caption", "copy")
         for i, d in enumerate([*self.context, self.query]):
             if (d.question is None) != is_caption:
                 where = f"context.{i}" if i < len(self.context) else "query"
                 _fail(f"{where}.question", "captions have no question; VQA items need one")
         if self.kind != "symbol" and any(d.answer != d.original_answer for d in self.context):
             _fail("context", "only 'symbol' sequences replace answers")
+        if self.kind == "copy" and self.target not in {d.answer for d in self.context}:
+            _fail("target", "a 'copy' sequence repeats the text of one of its demonstrations")
         return self
 
 
