@@ -126,3 +126,18 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(ROOT / "configs/tiny_dpo.yaml", ["optim.lrr=1"], TrainConfig)
     with pytest.raises(ConfigError, match=r"dpo.beta"):
         load_config(ROOT / "configs/tiny_dpo.yaml", ["dpo.beta=abc"], TrainConfig)
+
+
+def test_train_xattn_false_trains_the_bare_lm(pairs, tmp_path):
+    """Stage 1 of the demo's pretraining: the LM trains, perceiver and cross-attention stay frozen at gate 0."""
+    from symdpo.train.loop import setup
+
+    s = setup(tiny_cfg(pairs, tmp_path / "run", "model.name=tiny-scratch", "model.train_lm=true",
+                       "model.train_xattn=false", "model.gate_init=0.0"))
+    trainable = {id(p) for p in s.trainable}
+    named = dict(s.lmm.model.named_parameters())
+    assert not any(id(p) in trainable for n, p in named.items() if n.startswith(("perceiver.", "xattn.", "vision.")))
+    assert all(id(p) in trainable for n, p in named.items() if n.startswith("lm."))
+    assert all(p.item() == 0.0 for n, p in named.items() if n.endswith("_gate"))
+    lm = s.lmm.model.lm
+    assert lm.get_output_embeddings().weight is lm.get_input_embeddings().weight  # tiny-scratch ties them

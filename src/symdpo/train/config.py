@@ -25,6 +25,9 @@ class ModelSection(StrictModel):
     # model is the bare LM); a tiny model trained from scratch learns to look at images far sooner from 0.5
     gate_init: float | None = None
     train_vision: bool = False  # train the vision tower too (a tiny random one pretrained from scratch)
+    # train the perceiver and the gated cross-attention (OpenFlamingo's trainable set). False with train_lm
+    # and gate_init 0: the bare LM learns alone, its images unseen (a tiny LM's text pretraining)
+    train_xattn: bool = True
     gradient_checkpointing: bool = False
 
 

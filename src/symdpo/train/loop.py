@@ -137,6 +137,10 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
         if cfg.model.new_token_rows == "mask" or train_new_token_rows(lmm.model, lmm.tokenizer) is None:
             mask_embedding_grads(lmm.model, lmm.tokenizer)
         trainable = [p for p in lmm.model.parameters() if p.requires_grad]
+    if not cfg.model.train_xattn:
+        for part in (lmm.model.perceiver, lmm.model.xattn):
+            part.requires_grad_(False)
+        trainable = [p for p in lmm.model.parameters() if p.requires_grad]
     if cfg.model.gradient_checkpointing:
         lmm.model.gradient_checkpointing_enable()
     lmm.model.train()
