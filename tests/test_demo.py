@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from symdpo.demo import STARTING_MODEL, run_demo
 
 
@@ -22,6 +24,13 @@ def test_quick_demo_writes_its_report(tmp_path):
         assert (tmp_path / "demo" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "demo" / "train" / "final" / "config.json").exists()
     assert (STARTING_MODEL / "model.safetensors").exists()  # the shipped starting checkpoint
+    # the folder's finished steps are reused, so a run with other settings must not pick them up
+    with pytest.raises(ValueError, match="other settings"):
+        run_demo(tmp_path / "demo", quick=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "stale.txt").write_text("x")
+    with pytest.raises(ValueError, match="not empty"):
+        run_demo(tmp_path / "other", quick=True)
 
 
 def test_eval_symbols_command(tmp_path):

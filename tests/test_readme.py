@@ -1,6 +1,7 @@
 """Every `symdpo` command in the README's ```bash blocks runs, on tiny settings.
 
-The commands run as written in a scratch folder that holds what they expect: `configs/` from the repository,
+The commands run as written in a scratch folder that holds what they expect: `configs/` and the demo's symbols
+file from the repository,
 the easy-VQA package (offline), VQAv2-format annotation files with the official names and a COCO-style image
 folder made here, and two photos for `symdpo infer`. Only these changes are made, each for speed or because
 no GPU/hub is here: model presets that download (OpenFlamingo, IDEFICS, SmolVLM) become their tiny offline
@@ -69,6 +70,9 @@ def write_vqa(folder: Path, subtype: str, n_images: int, first_id: int) -> None:
 def workdir(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("readme")
     shutil.copytree(ROOT / "configs", work / "configs")
+    symbols = "src/symdpo/assets/tiny-symbols.txt"  # the demo's symbols, named by the starting model's recipe
+    (work / symbols).parent.mkdir(parents=True)
+    shutil.copy(ROOT / symbols, work / symbols)
     write_vqa(work / "data", "train2014", 16, 1000)
     write_vqa(work / "data", "val2014", 6, 5000)
     Image.fromarray(skdata.chelsea()).save(work / "cat.png")

@@ -65,11 +65,12 @@ def _image_text_pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
 def demo(
     out: str = typer.Option("runs/demo", help="report folder (reused: finished steps are not redone)"),
     quick: bool = typer.Option(False, "--quick", help="a smaller run (under a minute) for CI"),
+    seed: int = typer.Option(0, help="seed of the SymDPO pairs and training order (held-out contexts fixed)"),
 ) -> None:
     """Run the embedded end-to-end demo: easy-VQA, tiny Flamingo, SymDPO, before/after evaluation (CPU)."""
     from symdpo.demo import run_demo
 
-    run_demo(out, quick=quick)
+    run_demo(out, quick=quick, seed=seed)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

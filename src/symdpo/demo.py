@@ -2,12 +2,16 @@
 
     starting model ─► build SymDPO pairs (easy-VQA train) ─► evaluate ─► SymDPO training ─► evaluate ─► report
 
-The starting model is a tiny Flamingo pretrained on ordinary easy-VQA in-context sequences
-(``symdpo/assets/tiny-easyvqa``, reproducible with ``symdpo train sft --config configs/tiny-pretrain.yaml``).
-Both models are evaluated on the same held-out contexts: easy-VQA accuracy at 4 and 8 shots on the open
-(colour, shape) questions the starting model was pretrained on (the OpenFlamingo protocol), symbol-ICL
-accuracy on test-split symbol contexts, and each score again with blank demonstration images — the drop
-measures how much the model uses them. Whatever is measured is printed.
+The starting model (``symdpo/assets/tiny-easyvqa``) is a tiny Flamingo pretrained the way OpenFlamingo was:
+its LM first learns to copy text from its context, then, with the LM frozen, the perceiver and cross-attention
+learn ordinary easy-VQA in-context answering of the colour questions (reproducible with the commands at the top of
+``configs/tiny-pretrain-lm.yaml`` and ``configs/tiny-pretrain.yaml``). Nothing in its training rewards matching
+the query image to a demonstration image. SymDPO then trains the perceiver and cross-attention (the LM frozen,
+as in the paper's OpenFlamingo runs) on symbol contexts whose symbols are one token each for the tiny tokenizer
+(``symdpo/assets/tiny-symbols.txt``). Both models are evaluated on the same held-out contexts: easy-VQA accuracy
+at 4 and 8 shots on the open (colour, shape) questions (the OpenFlamingo protocol), symbol-ICL accuracy on
+test-split symbol contexts, and each score again with blank demonstration images — the drop measures how much
+the model uses them. Whatever is measured is printed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 STARTING_MODEL = Path(__file__).parent / "assets" / "tiny-easyvqa"
+SYMBOLS = Path(__file__).parent / "assets" / "tiny-symbols.txt"  # one token each for the tiny tokenizer
 
 
 @dataclass(frozen=True)
@@ -32,27 +37,29 @@ class DemoSize:
     epochs: int
 
 
-FULL = DemoSize(pairs=3072, probes=300, vqa_items=150, epochs=2)
+# the full run: 1920 SymDPO steps; the tiny model started matching images after 400 to 1400 of them (seeds 0-2)
+FULL = DemoSize(pairs=5120, probes=300, vqa_items=150, epochs=6)
 QUICK = DemoSize(pairs=256, probes=60, vqa_items=24, epochs=1)
-# easy-VQA's open questions (colour, shape): the ones whose answer only the image gives
-QUESTIONS = "^what"
+# easy-VQA's colour questions: the answer only the image gives, and the one the starting model learned to name
+QUESTIONS = "^what.*color"
 
 
-def build_data(out: Path, size: DemoSize, console: Console) -> tuple[Path, Path]:
+def build_data(out: Path, size: DemoSize, console: Console, seed: int = 0) -> tuple[Path, Path]:
     """Return (training pairs, held-out probes) built with the SymDPO builder from easy-VQA."""
     from symdpo.data.build import build
     from symdpo.data.options import BuildOptions, SymbolOptions
 
     pairs, probes = out / "data" / "pairs.jsonl", out / "data" / "probes.jsonl"
+    vocab = dict(symbols_file=SYMBOLS, builtin_symbols=False)
     if not pairs.exists():
-        build(BuildOptions(source="easyvqa", split="train", out=pairs, max_records=size.pairs, seed=0,
+        build(BuildOptions(source="easyvqa", split="train", out=pairs, max_records=size.pairs, seed=seed,
                            question_regex=QUESTIONS,
                            symbols=SymbolOptions(k_min=2, k_max=3, icl_fraction=0.1,
-                                                 rejected_weights={"text": 0.3, "wrong_symbol": 1.0})))
+                                                 rejected_weights={"text": 0.3, "wrong_symbol": 1.0}, **vocab)))
     if not probes.exists():
         # only symbol contexts, from the test split: images and questions the training never saw
         build(BuildOptions(source="easyvqa", split="test", out=probes, max_records=size.probes, seed=1,
-                           question_regex=QUESTIONS, symbols=SymbolOptions(k_min=2, k_max=4, icl_fraction=0.0)))
+                           question_regex=QUESTIONS, symbols=SymbolOptions(k_min=2, k_max=4, icl_fraction=0.0, **vocab)))
     console.print(f"data: {size.pairs} SymDPO pairs (easy-VQA train), {size.probes} held-out symbol contexts (test)")
     return pairs, probes
 
@@ -81,8 +88,12 @@ def evaluate(model, model_path: str, probes: Path, out: Path, size: DemoSize) ->
     return scores
 
 
-def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, console: Console | None = None) -> dict:
-    """Run the demo into ``out`` and return its results (also written to ``out/results.json``)."""
+def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 0,
+             console: Console | None = None) -> dict:
+    """Run the demo into ``out`` and return its results (also written to ``out/results.json``).
+
+    ``seed`` draws the SymDPO pairs and the training order; the held-out contexts are the same for every seed.
+    """
     import torch
 
     from symdpo.models.presets import load_model
@@ -94,8 +105,9 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, console: Con
     size = QUICK if quick else FULL
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    check_settings(out, size, seed)
     t0 = time.perf_counter()
-    pairs, probes = build_data(out, size, console)
+    pairs, probes = build_data(out, size, console, seed)
     console.rule("evaluating the starting model")
     start = load_model(str(STARTING_MODEL))
     before = evaluate(start, str(STARTING_MODEL), probes, out / "eval-before", size)
@@ -104,17 +116,20 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, console: Con
     final = train_dir / "final"
     if not final.exists():
         cfg = TrainConfig(
-            output_dir=train_dir, seed=0, model={"name": str(STARTING_MODEL), "train_lm": True},
+            output_dir=train_dir, seed=seed, model={"name": str(STARTING_MODEL), "train_lm": False},
             data={"path": pairs, "micro_batch_size": 16, "global_batch_size": 16},
-            optim={"lr": 1e-3, "epochs": size.epochs, "warmup_ratio": 0.05},
-            dpo={"beta": 0.5, "sft_weight": 0.2, "reference": "precomputed"},
-            checkpoint={"every_steps": 1000}, logging={"tensorboard": False},
+            optim={"lr": 2e-3, "weight_decay": 0.0, "schedule": "constant", "warmup_ratio": 0.0,
+                   "epochs": size.epochs},
+            dpo={"beta": 0.5, "sft_weight": 1.0, "reference": "precomputed"},
+            checkpoint={"every_steps": 500}, logging={"tensorboard": False},
         )
-        train_dpo(cfg)
+        from symdpo.train.checkpointing import latest_checkpoint
+
+        train_dpo(cfg, resume=latest_checkpoint(train_dir) is not None)  # a stopped demo goes on from its checkpoint
     console.rule("evaluating the SymDPO model")
     tuned = load_model(str(final))
     after = evaluate(tuned, str(final), probes, out / "eval-after", size)
-    results = {"size": size.__dict__, "seconds": round(time.perf_counter() - t0, 1),
+    results = {"size": size.__dict__, "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
                "starting_model": str(STARTING_MODEL), "symdpo_model": str(final),
                "before": before, "after": after, "reliance": reliance(before, after)}
     (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -123,6 +138,25 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, console: Con
     console.print(table(results))
     console.print(f"report: {out}/results.json, before_after.png, examples.png ({results['seconds']:.0f} s)")
     return results
+
+
+def check_settings(out: Path, size: DemoSize, seed: int) -> None:
+    """Record the run's settings in ``out``; raise ValueError when ``out`` holds a run made with other ones.
+
+    Finished steps in ``out`` are reused (a stopped demo resumes), so they must come from the same starting
+    model, symbols and sizes: data or a trained model of another run would give a wrong table.
+    """
+    import hashlib
+
+    settings = {"size": size.__dict__, "seed": seed, **{f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+                                          for f in (STARTING_MODEL / "model.safetensors", SYMBOLS)}}
+    path = out / "settings.json"
+    if path.exists() and json.loads(path.read_text()) != settings:
+        raise ValueError(f"{out} holds a demo run with other settings (starting model, symbols, --seed or --quick); "
+                         "give another --out or delete it")
+    if any(out.iterdir()) and not path.exists():
+        raise ValueError(f"{out} is not empty and holds no demo settings.json; give another --out or delete it")
+    path.write_text(json.dumps(settings, indent=2))
 
 
 def reliance(before: dict, after: dict) -> dict:
