@@ -37,8 +37,8 @@ class DemoSize:
     epochs: int
 
 
-# the full run: 1920 SymDPO steps; the tiny model started matching images after 400 to 1400 of them (seeds 0-2)
-FULL = DemoSize(pairs=5120, probes=300, vqa_items=150, epochs=6)
+# the full run: 2560 SymDPO steps; the tiny model started matching images after 300 to 1600 of them (runs so far)
+FULL = DemoSize(pairs=5120, probes=300, vqa_items=150, epochs=8)
 QUICK = DemoSize(pairs=256, probes=60, vqa_items=24, epochs=1)
 # easy-VQA's colour questions: the answer only the image gives, and the one the starting model learned to name
 QUESTIONS = "^what.*color"
