@@ -1,11 +1,11 @@
 """SFT sequences: ordinary interleaved ICL (captions, VQA) with random demonstrations, and symbol sequences.
 
 VQA: with probability ``sft_symbol_fraction`` a symbol context (as in ``symbols.py``) whose target is the
-chosen symbol (with ``symbol_images="unrelated"`` its images are swapped for random other images of the pool, so
-the symbol can only be copied from the text); with probability ``copy_fraction`` (drawn first) a copy sequence:
-one demonstration showing 6-14 random symbol-vocabulary words and a target that repeats them, in the caption
-template (text copying, from which a tiny LM learns induction heads; its images play no part); otherwise k random demonstrations (OpenFlamingo's evaluation protocol) with the query's
-answer as target. Captions: k random demonstrations showing their first caption (as OpenFlamingo's eval
+chosen symbol (with ``symbol_images="unrelated"`` its images are swapped for random images of the pool, so
+the symbol can only be copied from the text); with probability ``copy_fraction`` (drawn first) a copy
+sequence: one demonstration showing 6-14 random symbol-vocabulary words and a target that repeats them, in
+the caption template (text copying, from which a tiny LM learns induction heads; its images play no part);
+otherwise k random demonstrations (OpenFlamingo's evaluation protocol) with the query's answer as target. Captions: k random demonstrations showing their first caption (as OpenFlamingo's eval
 does), target = one of the query's captions, drawn at random.
 """
 
@@ -47,12 +47,11 @@ def vqa_sft_records(pool: VQAPool, vocab: SymbolVocabulary, opts: SymbolOptions,
         context = [Demo(image=i, question=pool.questions[sym.question[d]], answer=shown(names[sym.answer[d]]),
                         original_answer=names[sym.answer[d]]) for i, d in enumerate(demos)]
         counts[f"kind_{kind}"] += 1
-        shown_images = [image[d] for d in [*demos, q]]
+        items = [*demos, q]  # whose images are shown
         if kind == "symbol" and symbol_images == "unrelated":
-            others = random_demos(rng, image, -1, len(shown_images))  # distinct images, none of the originals'
-            shown_images = [image[d] for d in others] if len(others) == len(shown_images) else shown_images
+            items = random_demos(rng, image, -1, len(items))  # distinct random images (-1: no image to avoid)
         yield SFTRecord(id=f"{pool.source}:{pool.ids[q]}:{kind}", source=pool.source, kind=kind,
-                        images=[pool.images[i] for i in shown_images], context=context,
+                        images=[pool.images[image[d]] for d in items], context=context,
                         query=Query(image=len(demos), question=pool.questions[sym.question[q]],
                                     answer=names[sym.answer[q]], answers=pool.answers_of(q)),
                         target=target)
