@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,20 +29,12 @@ def _args(data: Path, out: Path) -> list[str]:
             "dpo.reference=live"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_processes_match_one(pairs, tmp_path):
+def test_two_processes_match_one(pairs, tmp_path, torchrun):
     one, two = tmp_path / "one", tmp_path / "two"
     r1 = subprocess.run([sys.executable, *_args(pairs, one)], env=ENV, capture_output=True, text=True,
                         timeout=300, cwd=ROOT)
     assert r1.returncode == 0, r1.stderr[-3000:]
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                str(_free_port())]
-    r2 = subprocess.run([*launcher, *_args(pairs, two)], env=ENV, capture_output=True, text=True, timeout=300,
+    r2 = subprocess.run([*torchrun(2), *_args(pairs, two)], env=ENV, capture_output=True, text=True, timeout=300,
                         cwd=ROOT)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert json.loads((two / "run.json").read_text())["processes"] == 2
@@ -57,3 +48,16 @@ def test_two_processes_match_one(pairs, tmp_path):
     w1, w2 = load_file(one / "final/trainable.safetensors"), load_file(two / "final/trainable.safetensors")
     for k in w1:
         torch.testing.assert_close(w1[k], w2[k], atol=1e-5, rtol=0)
+
+
+def test_close_process_group_destroys_the_group(tmp_path):
+    """After a launched command, the default group is gone (gloo aborted at exit now and then when it was not)."""
+    import torch.distributed as dist
+
+    from symdpo.distributed import close_process_group
+
+    close_process_group()  # nothing started: a no-op
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    close_process_group()
+    assert not dist.is_initialized()

@@ -28,6 +28,9 @@ def _load(config: Path, overrides: list[str] | None) -> TrainConfig:
 
 
 def _report(result: dict) -> None:
+    from symdpo.distributed import close_process_group
+
+    close_process_group()
     if result["stopped"]:
         console.print(f"stopped by SIGTERM after step {result['step']}; checkpoint saved — rerun with --resume")
     elif result["final"]:
