@@ -129,7 +129,7 @@ def run(
                f"{stats.seconds:.1f}s, {stats.images_encoded} images encoded", err=True)
     if stats.interrupted:
         raise typer.Exit(3)
-    shard.wait()
+    shard.finish()
     if shard.world > 1 and shard.state is None:
         typer.echo(f"shard {shard.rank} done; when every shard is, run: symdpo eval merge {out}", err=True)
     elif shard.rank == 0:

@@ -15,10 +15,12 @@ class Shard:
     world: int = 1
     state: Any = None
 
-    def wait(self) -> None:
-        """Block until every process gets here (a no-op without a launcher)."""
+    def finish(self) -> None:
+        """Block until every process gets here, then shut the process group down (a no-op without a launcher)."""
         if self.state is not None:
-            self.state.wait_for_everyone()
+            from symdpo.distributed import close_process_group
+
+            close_process_group()
 
 
 def current_shard(rank: int | None = None, world: int | None = None) -> Shard:
@@ -26,8 +28,9 @@ def current_shard(rank: int | None = None, world: int | None = None) -> Shard:
     if rank is not None or world is not None:
         return Shard(rank or 0, world or 1)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
         from accelerate import PartialState
 
-        state = PartialState()
+        state = PartialState(cpu=not torch.cuda.is_available())  # without cpu=True it ignores a CPU launch
         return Shard(state.process_index, state.num_processes, state)
     return Shard()
