@@ -27,7 +27,8 @@ def _load(config: Path, overrides: list[str] | None) -> TrainConfig:
         raise typer.Exit(2) from None
 
 
-def _report(result: dict) -> None:
+def _finish(result: dict) -> None:
+    """Close the process group of a launched run, then say how the run ended."""
     from symdpo.distributed import close_process_group
 
     close_process_group()
@@ -42,7 +43,7 @@ def dpo(config: Path = CONFIG, overrides: list[str] = OVERRIDES, resume: bool = 
     """Train with SymDPO (DPO + SFT term) on preference records."""
     from symdpo.train.dpo import train_dpo
 
-    _report(train_dpo(_load(config, overrides), resume=resume))
+    _finish(train_dpo(_load(config, overrides), resume=resume))
 
 
 @app.command()
@@ -50,7 +51,7 @@ def sft(config: Path = CONFIG, overrides: list[str] = OVERRIDES, resume: bool = 
     """Supervised fine-tuning on the answers (SFT records' targets, or preference records' chosen)."""
     from symdpo.train.sft import train_sft
 
-    _report(train_sft(_load(config, overrides), resume=resume))
+    _finish(train_sft(_load(config, overrides), resume=resume))
 
 
 if __name__ == "__main__":  # `python -m symdpo.train.cli` (torchrun / accelerate launch entry)
