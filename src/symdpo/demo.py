@@ -59,7 +59,8 @@ def build_data(out: Path, size: DemoSize, console: Console, seed: int = 0) -> tu
     if not probes.exists():
         # only symbol contexts, from the test split: images and questions the training never saw
         build(BuildOptions(source="easyvqa", split="test", out=probes, max_records=size.probes, seed=1,
-                           question_regex=QUESTIONS, symbols=SymbolOptions(k_min=2, k_max=4, icl_fraction=0.0, **vocab)))
+                           question_regex=QUESTIONS,
+                           symbols=SymbolOptions(k_min=2, k_max=4, icl_fraction=0.0, **vocab)))
     console.print(f"data: {size.pairs} SymDPO pairs (easy-VQA train), {size.probes} held-out symbol contexts (test)")
     return pairs, probes
 

@@ -5,8 +5,9 @@ chosen symbol (with ``symbol_images="unrelated"`` its images are swapped for ran
 the symbol can only be copied from the text); with probability ``copy_fraction`` (drawn first) a copy
 sequence: one demonstration showing 6-14 random symbol-vocabulary words and a target that repeats them, in
 the caption template (text copying, from which a tiny LM learns induction heads; its images play no part);
-otherwise k random demonstrations (OpenFlamingo's evaluation protocol) with the query's answer as target. Captions: k random demonstrations showing their first caption (as OpenFlamingo's eval
-does), target = one of the query's captions, drawn at random.
+otherwise k random demonstrations (OpenFlamingo's evaluation protocol) with the query's answer as target.
+Captions: k random demonstrations showing their first caption (as OpenFlamingo's eval does), target = one of
+the query's captions, drawn at random.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ PRESETS: dict[str, Preset] = {
                "openflamingo/OpenFlamingo-9B-vitl-mpt7b", "OpenFlamingo-9B (MPT-7B)"),
         Preset("tiny", dict(lm=TINY_LLAMA, tokenizer="tiny", vision=TINY_CLIP, cross_attn_every_n_layers=1, **TINY_XATTN),
                None, "a tiny random Flamingo (Llama-style LM) for tests and the CPU demo; no download"),
-        Preset("tiny-scratch", dict(lm=dict(TINY_LLAMA, tie_word_embeddings=True, initializer_range=0.1), tokenizer="tiny",
-                                    vision=TINY_CLIP, cross_attn_every_n_layers=1, **TINY_XATTN),
+        Preset("tiny-scratch", dict(lm=dict(TINY_LLAMA, tie_word_embeddings=True, initializer_range=0.1),
+                                    tokenizer="tiny", vision=TINY_CLIP, cross_attn_every_n_layers=1, **TINY_XATTN),
                None, "the tiny Flamingo to pretrain from scratch (the demo's starting model): tied embeddings, LM init "
                      "std 0.1, with which the tiny LM learns in-context copying within minutes"),
         Preset("smollm2-flamingo", dict(lm="smollm2", lm_format="gguf", vision=TINY_CLIP, cross_attn_every_n_layers=6,
