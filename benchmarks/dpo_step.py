@@ -44,16 +44,12 @@ XATTN = dict(perceiver_depth=2, perceiver_heads=4, perceiver_dim_head=32, num_la
 def build():
     """Return the benchmark FlamingoLMM (random weights, non-zero gates, 50k-row embeddings and LM head)."""
     from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
-    from symdpo.train.params import set_trainable, train_new_token_rows
+    from symdpo.models.interface import TrainingSpec
 
     lmm = build_flamingo(FlamingoConfig(lm=LM, tokenizer="tiny", vision=CLIP, **XATTN))
     lmm.model.lm.resize_token_embeddings(VOCAB, mean_resizing=False)  # MPT-1B's vocabulary width
-    with torch.no_grad():
-        for name, p in lmm.model.named_parameters():
-            if name.endswith(("attn_gate", "ff_gate")):
-                p.fill_(0.5)
-    set_trainable(lmm.model, train_embeddings=True, lora=False)
-    train_new_token_rows(lmm.model, lmm.tokenizer)  # the recipes' default (model.new_token_rows: rows)
+    # the recipes' default: OpenFlamingo's trainable set, new-token rows as their own parameter; gates open
+    lmm.groups = lmm.prepare_training(TrainingSpec(weight_decay=0.1, gate_init=0.5))
     lmm.source = "bench"
     return lmm
 
@@ -102,7 +98,7 @@ def step(lmm, opt, data, *, shared: bool, ref=None):
 def optimizer(lmm):
     from symdpo.train.params import adamw
 
-    return adamw(lmm.model, lr=1e-5, weight_decay=0.1)  # the recipes' AdamW on a CPU (not fused)
+    return adamw(lmm.groups, lr=1e-5)  # the recipes' AdamW on a CPU (not fused)
 
 
 def time_steps(repeats: int = 3) -> tuple[float, float, int]:

@@ -59,30 +59,21 @@ def build(size: dict, device: torch.device, dtype: str = "bfloat16", eager_mpt: 
           mask_rows: bool = False, checkpointing: bool = False):
     """Return the FlamingoLMM of ``size`` on ``device`` (random weights, non-zero gates), trainable set on."""
     from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
-    from symdpo.train.params import mask_embedding_grads, set_trainable, train_new_token_rows
+    from symdpo.models.interface import TrainingSpec
 
     with device:  # initialise on the GPU: a 3B-parameter random init on the CPU takes minutes
         lmm = build_flamingo(FlamingoConfig(lm=size["lm"], tokenizer="tiny", vision=size["vision"], dtype=dtype,
                                             **size["xattn"]))
         lmm.model.lm.resize_token_embeddings(VOCAB + 3, mean_resizing=False)
-    with torch.no_grad():
-        for name, p in lmm.model.named_parameters():
-            if name.endswith(("attn_gate", "ff_gate")):
-                p.fill_(0.5)
     if eager_mpt:  # transformers' own attention, for comparison with the fused one we install
         from transformers.models.mpt.modeling_mpt import MptAttention
 
         for module in lmm.model.modules():
             if type(module).__name__ == "SdpaMptAttention":
                 module.__class__ = MptAttention
-    set_trainable(lmm.model, train_embeddings=True, lora=False)
-    if mask_rows:  # OpenFlamingo's way: whole matrix trainable, gradient masked
-        mask_embedding_grads(lmm.model, lmm.tokenizer)
-    else:  # the recipes' default
-        train_new_token_rows(lmm.model, lmm.tokenizer)
-    if checkpointing:
-        lmm.model.gradient_checkpointing_enable()
-    lmm.model.train()
+    # mask_rows: OpenFlamingo's way (whole matrix trainable, gradient masked); else the recipes' default rows
+    lmm.groups = lmm.prepare_training(TrainingSpec(weight_decay=0.1, gate_init=0.5, gradient_checkpointing=checkpointing,
+                                                   new_token_rows="mask" if mask_rows else "rows"))
     return lmm
 
 
@@ -112,7 +103,7 @@ def optimizer(lmm, fused: bool):
     """Return the recipes' AdamW (fused on CUDA there; ``fused=False``: PyTorch's multi-tensor default)."""
     from symdpo.train.params import adamw
 
-    return adamw(lmm.model, lr=1e-5, weight_decay=0.1, fused=fused)
+    return adamw(lmm.groups, lr=1e-5, fused=fused)
 
 
 def sync(device: torch.device) -> None:

@@ -62,7 +62,7 @@ def main() -> None:
 
     from symdpo.eval.config import EvalConfig
     from symdpo.eval.runner import prepare, run_eval
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
 
     torch.set_num_threads(args.threads)
     model = load_model(args.model)

@@ -25,7 +25,7 @@ from openflamingo_reference import build_reference, load_reference, reference_ch
 
 from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo  # noqa: E402
 from symdpo.models.flamingo.checkpoints import load_openflamingo_checkpoint  # noqa: E402
-from symdpo.models.presets import TINY_CLIP, TINY_LLAMA  # noqa: E402
+from symdpo.models.flamingo.presets import TINY_CLIP, TINY_LLAMA  # noqa: E402
 
 
 def patch_reference_for_transformers5() -> None:

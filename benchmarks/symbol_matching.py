@@ -39,7 +39,7 @@ from PIL import Image
 
 from symdpo.eval.images import blank_image
 from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo, load_tokenizer
-from symdpo.models.presets import TINY_CLIP, TINY_LLAMA, TINY_XATTN
+from symdpo.models.flamingo.presets import TINY_CLIP, TINY_LLAMA, TINY_XATTN
 
 COLOURS = [(255, 0, 0), (0, 0, 255), (0, 200, 0), (255, 255, 0), (128, 0, 128), (0, 200, 200), (128, 128, 128), (0, 0, 0)]
 QUESTION = "Question:what color is the shape? Short answer:"

@@ -30,6 +30,8 @@ def infer(
     demo: list[str] = typer.Option([], "--demo", help="a demonstration: IMAGE then its text (VQA: 'question|answer')"),
     query: list[str] = typer.Option(..., "--query", help="the query: IMAGE, then the question (VQA)"),
     task: str = typer.Option("vqa", help="vqa or caption: which evaluation template writes the context"),
+    prompt_style: str = typer.Option(None, help="native (the model's own / chat format) or openflamingo; "
+                                                "default: the model's"),
 ) -> None:
     """Answer a query image given your own demonstrations, e.g.
     ``symdpo infer --model tiny --demo cat.jpg "What animal?|cat" --query dog.jpg "What animal?"``."""
@@ -37,6 +39,8 @@ def infer(
 
     if task not in ("vqa", "caption"):
         raise InferenceError(f"--task must be vqa or caption, not {task!r}")
+    if prompt_style not in (None, "native", "openflamingo"):
+        raise InferenceError(f"--prompt-style must be native or openflamingo, not {prompt_style!r}")
     pairs = _image_text_pairs(demo, "--demo")
     if task == "vqa":
         if len(query) != 2:
@@ -50,7 +54,7 @@ def infer(
         q_item = (query[0], query[1])
     else:
         demos, q_item = pairs, (query[0],)
-    predictor = load(model)
+    predictor = load(model, prompt_style=prompt_style)
     typer.echo(predictor.answer(demos, q_item, task=task))
 
 
@@ -77,10 +81,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from symdpo.config import ConfigError
     from symdpo.data.errors import DataError
     from symdpo.eval.errors import EvalError
-    from symdpo.models.flamingo.checkpoints import CheckpointError
-    from symdpo.models.presets import UnknownModelError
+    from symdpo.models.errors import ModelError
 
-    return (ConfigError, CheckpointError, UnknownModelError, DataError, EvalError, FileNotFoundError, ValueError)
+    return (ConfigError, ModelError, DataError, EvalError, FileNotFoundError, ValueError)
 
 
 def _expand_two_value_options(argv: list[str]) -> list[str]:

@@ -74,7 +74,7 @@ def evaluate(model, model_path: str, probes: Path, out: Path, size: DemoSize) ->
     from symdpo.eval.symbol_icl import symbol_accuracy
     from symdpo.train.data import manifest_image_root
 
-    model.model.eval()
+    model.train(False)
     scores: dict[str, float] = {}
     records = list(read_records(probes))
     root = manifest_image_root(probes)
@@ -97,7 +97,7 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 
     """
     import torch
 
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
     from symdpo.train.config import TrainConfig
     from symdpo.train.dpo import train_dpo
 

@@ -1,8 +1,9 @@
 """Inference on your own demonstrations: ``symdpo.load(model).answer(demos, query)``.
 
 A demonstration is (image, text) — the answer for VQA, the caption for captioning — and the query is
-(image, question) for VQA or an image for captioning. The context is written with the OpenFlamingo
-evaluation templates, so a model answers exactly as it is evaluated.
+(image, question) for VQA or an image for captioning. The context is written in the model's prompt format
+(``prompt_style``: its own by default, or OpenFlamingo's), the one evaluation uses, so a model answers exactly
+as it is evaluated.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from symdpo.eval.postprocess import postprocess_caption, postprocess_vqa
-from symdpo.eval.prompts import CAPTION_TEMPLATE, VQA_TEMPLATE, PromptItem, render_context, to_interleaved
+from symdpo.eval.prompts import PromptItem, render_context, to_interleaved
 
 Task = Literal["vqa", "caption"]
 # the evaluation protocol's decoding (REFERENCE.md §2)
@@ -43,8 +44,9 @@ def open_image(image: Any) -> Image.Image:
 class Predictor:
     """A loaded model with the few-shot templates: ``answer(demos, query)``."""
 
-    def __init__(self, model):
+    def __init__(self, model, *, prompt_style: str | None = None):
         self.model = model
+        self.prompt_style = prompt_style  # None: the model's default
 
     def context(self, demos: Sequence[tuple[Any, str]], query: Any, task: Task = "vqa"):
         """Return the interleaved context for ``demos`` and ``query`` under the task's template."""
@@ -57,13 +59,12 @@ class Predictor:
                     raise InferenceError(f"VQA demonstration {i + 1} needs (image, question, answer)")
                 items.append(PromptItem(open_image(demo[0]), {"question": demo[1], "answer": demo[2]}))
             q = PromptItem(open_image(query[0]), {"question": query[1]})
-            template = VQA_TEMPLATE
         else:
             items = [PromptItem(open_image(d[0]), {"caption": d[1]}) for d in demos]
             q = PromptItem(open_image(query[0] if isinstance(query, tuple) else query))
-            template = CAPTION_TEMPLATE
+        template = self.model.prompt_format(task, self.prompt_style)
         text, images = render_context(template, items, q)
-        return to_interleaved(text, images)
+        return to_interleaved(text, images, template.image_marker)
 
     def answer(self, demos: Sequence[tuple], query: Any, task: Task = "vqa", **decoding) -> str:
         """Return the model's answer (post-processed as in evaluation) to ``query`` given ``demos``."""
@@ -72,8 +73,8 @@ class Predictor:
         return postprocess_vqa(out) if task == "vqa" else postprocess_caption(out)
 
 
-def load(name_or_path: str | Path, **kwargs) -> Predictor:
-    """Return a Predictor for a preset name or a saved model directory."""
-    from symdpo.models.presets import load_model
+def load(name_or_path: str | Path, *, prompt_style: str | None = None, **kwargs) -> Predictor:
+    """Return a Predictor for a preset name or a saved model directory (``prompt_style``: native or openflamingo)."""
+    from symdpo.models.registry import load_model
 
-    return Predictor(load_model(name_or_path, **kwargs))
+    return Predictor(load_model(name_or_path, **kwargs), prompt_style=prompt_style)

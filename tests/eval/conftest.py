@@ -21,7 +21,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_model():
     """Return the tiny preset (random weights seeded by its config, so every load is the same model)."""
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)

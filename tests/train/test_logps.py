@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from symdpo.models.flamingo.lmm import sequence_logps
+from symdpo.models.scoring import sequence_logps
 
 EOC = "<|endofchunk|>"
 
@@ -98,7 +98,7 @@ def _grads(lmm, shared: bool, contexts, chosen, rejected):
 def _mpt_lmm():
     """Return a tiny Flamingo on MPT (ALiBi, no position ids: OpenFlamingo-3B's LM family), gates open."""
     from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
-    from symdpo.models.presets import TINY_CLIP, TINY_XATTN
+    from symdpo.models.flamingo.presets import TINY_CLIP, TINY_XATTN
 
     lm = dict(model_type="mpt", d_model=64, n_heads=4, n_layers=3, max_seq_len=512, vocab_size=512, no_bias=True)
     m = build_flamingo(FlamingoConfig(lm=lm, tokenizer="tiny", vision=TINY_CLIP, **TINY_XATTN))
@@ -117,7 +117,7 @@ def test_shared_prefix_equals_naive(lmm, images, family, checkpointing, answers)
     """Values and gradients of the shared-prefix rows equal the naive concatenation to 1e-5 (fp32): for a
     rotary LM (Llama) and an ALiBi one (MPT, whose distances must follow positions, not columns), with and
     without gradient checkpointing."""
-    from symdpo.models.flamingo.build import set_openflamingo_trainable
+    from symdpo.models.flamingo.training import set_openflamingo_trainable
 
     model = lmm if family == "llama" else _mpt_lmm()
     set_openflamingo_trainable(model.model)

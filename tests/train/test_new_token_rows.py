@@ -9,13 +9,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo, new_token_rows
-from symdpo.models.presets import TINY_CLIP, TINY_LLAMA, TINY_XATTN
-from symdpo.train.params import (
+from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
+from symdpo.models.flamingo.presets import TINY_CLIP, TINY_LLAMA, TINY_XATTN
+from symdpo.models.flamingo.training import (
     mask_embedding_grads,
+    new_token_rows,
     param_groups,
     release_new_token_rows,
-    set_trainable,
+    set_openflamingo_trainable,
     train_new_token_rows,
 )
 
@@ -32,14 +33,14 @@ def _model(lm: dict):
         for name, p in m.model.named_parameters():
             if name.endswith(("attn_gate", "ff_gate")):
                 p.fill_(0.5)
-    set_trainable(m.model, train_embeddings=True, lora=False)
+    set_openflamingo_trainable(m.model, train_embeddings=True)
     return m
 
 
 def _train(m, images, steps: int = 3):
     # eps well above fp32 rounding of the gradients: with 1e-8, AdamW turns 1e-9-sized rounding differences
     # of near-zero gradient entries into full-size updates (the gradients agree to 1e-7, see the test below)
-    opt = torch.optim.AdamW(param_groups(m.model, 0.1), lr=1e-2, eps=1e-4)
+    opt = torch.optim.AdamW([g.as_optimizer_group() for g in param_groups(m.model, 0.1)], lr=1e-2, eps=1e-4)
     trainable = [p for p in m.model.parameters() if p.requires_grad]
     contexts = [[images[0], f"Question:what shape? Short answer:blarf{EOC}", images[1], "Question:what shape? Short answer:"],
                 [images[2], "Question:what colour? Short answer:"]]
@@ -93,7 +94,7 @@ def test_gradients_equal_the_masked_ones(images, family):
 
 
 def test_saved_model_holds_the_trained_rows(images, tmp_path):
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
 
     m = _model(LMS["mpt-tied"])
     m.source = "test"

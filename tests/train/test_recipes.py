@@ -44,10 +44,10 @@ def test_precomputed_and_live_reference_agree(pairs, tmp_path):
 
 def test_trainable_set_and_embedding_mask(pairs, tmp_path):
     """Only perceiver, cross-attention and the new tokens' embedding rows change; decay on xattn only."""
-    from symdpo.models.flamingo.build import new_token_rows
-    from symdpo.models.presets import load_model
+    from symdpo.models.flamingo.training import new_token_rows
+    from symdpo.models.interface import TrainingSpec
+    from symdpo.models.registry import load_model
     from symdpo.train.dpo import train_dpo
-    from symdpo.train.params import param_groups
 
     out = tmp_path / "run"
     train_dpo(tiny_cfg(pairs, out, "optim.lr=1e-2", "optim.warmup_ratio=0"))
@@ -64,17 +64,13 @@ def test_trainable_set_and_embedding_mask(pairs, tmp_path):
     assert any(not torch.equal(v, before[k]) for k, v in tuned.items() if k.startswith("xattn."))
     assert any(not torch.equal(v, before[k]) for k, v in tuned.items() if k.startswith("perceiver."))
     assert set(tuned) == {k for k in before if k.startswith(("xattn.", "perceiver.")) or k == emb_name}
-    from symdpo.train.params import set_trainable
-
-    set_trainable(base.model, train_embeddings=True, lora=False)
-    decay, no_decay = param_groups(base.model, 0.1)
-    names = {id(p): n for n, p in base.model.named_parameters()}
-    assert decay["weight_decay"] == 0.1 and all(names[id(p)].startswith("xattn.") for p in decay["params"])
-    assert no_decay["weight_decay"] == 0.0 and not any(names[id(p)].startswith("xattn.") for p in no_decay["params"])
+    decay, no_decay = base.prepare_training(TrainingSpec(weight_decay=0.1))
+    assert decay.weight_decay == 0.1 and decay.names and all(n.startswith("xattn.") for n in decay.names)
+    assert no_decay.weight_decay == 0.0 and not any(n.startswith("xattn.") for n in no_decay.names)
 
 
 def test_final_model_loads_back(pairs, tmp_path):
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
     from symdpo.train.sft import train_sft
 
     out = tmp_path / "sft"
@@ -94,7 +90,7 @@ def test_final_model_loads_back(pairs, tmp_path):
 
 def test_lora_run_saves_merged_model(pairs, tmp_path):
     pytest.importorskip("peft")
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
     from symdpo.train.dpo import train_dpo
 
     out = tmp_path / "lora"
@@ -134,7 +130,7 @@ def test_train_xattn_false_trains_the_bare_lm(pairs, tmp_path):
 
     s = setup(tiny_cfg(pairs, tmp_path / "run", "model.name=tiny-scratch", "model.train_lm=true",
                        "model.train_xattn=false", "model.gate_init=0.0"))
-    trainable = {id(p) for p in s.trainable}
+    trainable = {id(p) for g in s.groups for p in g.params}
     named = dict(s.lmm.model.named_parameters())
     assert not any(id(p) in trainable for n, p in named.items() if n.startswith(("perceiver.", "xattn.", "vision.")))
     assert all(id(p) in trainable for n, p in named.items() if n.startswith("lm."))

@@ -1,20 +1,22 @@
 """Record schemas (preference and SFT), their invariants, and OpenFlamingo rendering.
 
 Records carry no prompt text: images, demonstrations and the query are stored as data, and
-``render_openflamingo`` builds the prompt, so one file serves any model family.
+``render_record`` writes them in a model's prompt format (``model.prompt_format``), so one file serves any
+model family; ``render_openflamingo`` is OpenFlamingo's wording.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from symdpo.data.paths import check_relpath
 from symdpo.data.vocab import words_of
-
-END_OF_CHUNK = "<|endofchunk|>"
+from symdpo.models.prompts import AGNOSTIC_END as END_OF_CHUNK
+from symdpo.models.prompts import OPENFLAMINGO, PromptFormat
 
 
 class _Strict(BaseModel):
@@ -162,22 +164,31 @@ class SFTRecord(_Sequence):
 Record = PreferenceRecord | SFTRecord
 
 
-def _segment(image_tag: str, question: str | None, answer: str | None, end: str) -> str:
-    """Return one OpenFlamingo segment; the answer and end marker are left off for the open query."""
-    head = f"{image_tag}Output:" if question is None else f"{image_tag}Question:{question} Short answer:"
-    return head if answer is None else f"{head}{answer}{end}"
+def _segment(formats: Mapping[str, PromptFormat], question: str | None, answer: str | None, end: str) -> str:
+    """Return one demonstration (or, without ``answer``, the open query) in the caption or VQA format."""
+    fmt = formats["caption" if question is None else "vqa"]
+    fields = {"caption": answer} if question is None else {"question": question, "answer": answer}
+    template = fmt.query if answer is None else fmt.demo
+    return template.format(image=fmt.image_marker, end=end, **{k: v for k, v in fields.items() if v is not None})
 
 
-def render_openflamingo(record: Record, *, image_tag: str = "<image>", end_of_chunk: str = END_OF_CHUNK,
-                        answer_end: bool = True) -> tuple[str, list[str], str, str | None]:
-    """Return (prompt with <image> tags, image paths, chosen, rejected) in OpenFlamingo's eval templates.
+def render_record(record: Record, formats: Mapping[str, PromptFormat], *, end_of_chunk: str = END_OF_CHUNK,
+                  answer_end: bool = True) -> tuple[str, list[str], str, str | None]:
+    """Return (prompt with image markers, image paths, chosen, rejected) written in ``formats`` (kind -> format).
 
-    Answers end with ``<|endofchunk|>`` (``answer_end``) because evaluation stops there; an SFT record
-    returns its target as ``chosen`` and None as ``rejected``.
+    Demonstrations are joined directly, each closed by its end marker (as the SymDPO reference data). Answers
+    end with ``end_of_chunk`` (``answer_end``) because evaluation stops there; an SFT record returns its
+    target as ``chosen`` and None as ``rejected``.
     """
-    text = "".join(_segment(image_tag, d.question, d.answer, end_of_chunk) for d in record.context)
-    text += _segment(image_tag, record.query.question, None, end_of_chunk)
+    text = "".join(_segment(formats, d.question, d.answer, end_of_chunk) for d in record.context)
+    text += _segment(formats, record.query.question, None, end_of_chunk)
     tail = end_of_chunk if answer_end else ""
     if isinstance(record, PreferenceRecord):
         return text, list(record.images), record.chosen + tail, record.rejected + tail
     return text, list(record.images), record.target + tail, None
+
+
+def render_openflamingo(record: Record, *, end_of_chunk: str = END_OF_CHUNK,
+                        answer_end: bool = True) -> tuple[str, list[str], str, str | None]:
+    """Return (prompt with <image> tags, image paths, chosen, rejected) in OpenFlamingo's eval templates."""
+    return render_record(record, OPENFLAMINGO, end_of_chunk=end_of_chunk, answer_end=answer_end)

@@ -38,11 +38,11 @@ def clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
         from symdpo.data.errors import DataError
         from symdpo.eval.errors import EvalError
-        from symdpo.models.presets import UnknownModelError
+        from symdpo.models.errors import ModelError
 
         try:
             return fn(*args, **kwargs)
-        except (EvalError, DataError, UnknownModelError, ValidationError) as err:
+        except (EvalError, DataError, ModelError, ValidationError) as err:
             typer.echo(f"error: {_one_line(err)}", err=True)
             raise typer.Exit(2) from None
 
@@ -53,17 +53,14 @@ def _load_model(name: str, dtype: str | None, device: str | None) -> tuple[Any, 
     """Return the model (moved to ``device``) and the description saved with the run."""
     import torch
 
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
 
     model = load_model(name, dtype=dtype)
-    module = getattr(model, "model", None)  # the interface has no .to(); FlamingoLMM keeps its torch module here
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if isinstance(module, torch.nn.Module):
-        module.to(device).eval()
-    info = {"name": name, "class": type(model).__name__, "source": getattr(model, "source", None),
-            "dtype": dtype, "device": device}
-    if isinstance(module, torch.nn.Module):
-        info["parameters"] = sum(p.numel() for p in module.parameters())
+    model.module.to(device)
+    model.train(False)
+    info = {"name": name, "class": type(model).__name__, "family": model.family, "source": model.source,
+            "dtype": dtype, "device": device, "parameters": sum(p.numel() for p in model.module.parameters())}
     return model, info
 
 
@@ -90,6 +87,8 @@ def run(
     train_image_root: str = typer.Option(None, help="image folder of the demonstration split (default: --image-root)"),
     image_template: str = typer.Option(None, help="image path template, e.g. '{subtype}/COCO_{subtype}_{image_id:012d}.jpg'"),
     feature_cache: str = typer.Option(None, help="folder keeping vision features between runs"),
+    prompt_style: str = typer.Option(None, help="native (the model's own / chat format) or openflamingo; "
+                                                "default: native for chat/instruct models, else openflamingo"),
     dtype: str = typer.Option(None, help="model dtype (float32, bfloat16, ...)"),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: cuda when present; the launcher's under accelerate)"),
     rank: int = typer.Option(None, help="this process's shard (default: from accelerate / WORLD_SIZE)"),
@@ -114,7 +113,7 @@ def run(
     config = EvalConfig(model=model, tasks=_split(task), shots=shot_list, trials=trials, seed=seed,
                         num_samples=num_samples, query_set_size=query_set_size, demo_selection=demos,
                         demo_images=_split(demo_images), query_image=_split(query_image), batch_size=batch_size,
-                        paths=paths, feature_cache=feature_cache)
+                        paths=paths, feature_cache=feature_cache, prompt_style=prompt_style)
     for name in config.tasks:
         task_or_error(name)  # before loading a model
     if threads:

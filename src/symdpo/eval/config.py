@@ -11,7 +11,7 @@ QueryImage = Literal["real", "blank"]
 
 # Fields that change which items are evaluated or what is predicted for them: a run directory holds
 # predictions of one value of these only (shots, trials, tasks and conditions may grow between runs).
-PREDICTION_FIELDS = ("model", "seed", "query_set_size", "num_samples", "demo_selection", "paths")
+PREDICTION_FIELDS = ("model", "seed", "query_set_size", "num_samples", "demo_selection", "paths", "prompt_style")
 
 
 class EvalConfig(BaseModel):
@@ -31,6 +31,9 @@ class EvalConfig(BaseModel):
     batch_size: int = Field(8, ge=1)
     paths: dict[str, str] = {}
     feature_cache: str | None = None  # a folder for vision features kept between runs
+    # native (the model family's own format, a chat format for instruct models) or openflamingo (OpenFlamingo's
+    # eval wording); None: the model's default (native for chat/instruct models, openflamingo otherwise)
+    prompt_style: Literal["native", "openflamingo"] | None = None
 
     @field_validator("shots")
     @classmethod

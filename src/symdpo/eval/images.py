@@ -54,8 +54,9 @@ class ImageProvider:
     """Turns image refs into the context items a model takes: cached vision features when it can encode."""
 
     def __init__(self, model: Any, *, max_items: int = 4096, disk: FeatureCache | None = None) -> None:
-        # ``image_features`` (N images -> (N, v, D)) is optional: without it the model gets PIL images.
-        self.encode = getattr(model, "image_features", None)
+        # features as context items only for families that take them (``takes_image_features``, Flamingo);
+        # the others get PIL images and run their own processor
+        self.encode = model.image_features if getattr(model, "takes_image_features", False) else None
         self.max_items, self.disk = max_items, disk
         self.memory: OrderedDict[ImageRef, Any] = OrderedDict()
         self.dtype: torch.dtype | None = None

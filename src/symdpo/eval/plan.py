@@ -65,6 +65,12 @@ class TaskPlan:
     trials: list[Trial]
     eval_features: np.ndarray | None = None  # RICES: one pooled feature row per evaluated record
     feature_row: dict[str, int] = field(default_factory=dict)
+    template: Any = None  # the evaluated model's prompt format for the task (default: the task's own)
+
+    @property
+    def prompt(self) -> Any:
+        """Return the prompt format contexts are written in: the model's, else the task's."""
+        return self.template or self.task.template
 
     def demos(self, trial: Trial, record: Any, shots: int) -> list[Any]:
         """Return the train records shown before ``record`` (most similar last under RICES)."""
@@ -100,8 +106,8 @@ class TaskPlan:
         query_ref = BLANK if cond.query_image == "blank" else self._eval_key(record)
         items = [PromptItem(ref, task.prompt_item(d, demo=True).fields) for ref, d in zip(refs, demos, strict=True)]
         query = PromptItem(query_ref, task.prompt_item(record, demo=False).fields)
-        text, images = render_context(task.template, items, query, text_only_demos=cond.shots == 0)
-        return to_interleaved(text, images, task.template.image_marker), [d.id for d in demos]
+        text, images = render_context(self.prompt, items, query, text_only_demos=cond.shots == 0)
+        return to_interleaved(text, images, self.prompt.image_marker), [d.id for d in demos]
 
 
 def derangement(items: list[Any], rng: random.Random) -> list[Any]:

@@ -5,9 +5,9 @@ The reference builds a context as ``"".join(demo_prompt + "\\n" for demo in demo
 demos are text-only and carry no image), while the query keeps its image. Prompts come from
 ``open_flamingo/eval/models/open_flamingo.py`` (``get_vqa_prompt``, ``get_caption_prompt``).
 
-A ``PromptTemplate`` can be replaced per model family (e.g. an HF-native chat model's own image marker).
-Formats use ``{image}`` for the image marker and ``{end}`` for the end-of-chunk text, plus task fields
-(``question``, ``answer``, ``caption``).
+Each model family gives its own format (``model.prompt_format(kind, style)``, ``models/prompts.py``); the
+OpenFlamingo wording lives there too. Formats use ``{image}`` for the image marker and ``{end}`` for the
+end-of-chunk text, plus task fields (``question``, ``answer``, ``caption``).
 """
 
 from __future__ import annotations
@@ -16,19 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from symdpo.models.prompts import OPENFLAMINGO, PromptFormat
+
 if TYPE_CHECKING:  # only for annotations: importing the interface pulls in torch
     from symdpo.models.interface import Context
 
 
-@dataclass(frozen=True)
-class PromptTemplate:
-    """How one demonstration and the query are written, and what marks an image and ends a chunk."""
-
-    demo: str
-    query: str
-    image_marker: str = "<image>"
-    end_of_chunk: str = "<|endofchunk|>"
-    separator: str = "\n"  # written after every demonstration
+PromptTemplate = PromptFormat  # the eval's name for a family's prompt format
 
 
 @dataclass(frozen=True)
@@ -39,11 +33,8 @@ class PromptItem:
     fields: Mapping[str, str] = field(default_factory=dict)
 
 
-VQA_TEMPLATE = PromptTemplate(
-    demo="{image}Question:{question} Short answer:{answer}{end}",
-    query="{image}Question:{question} Short answer:",
-)
-CAPTION_TEMPLATE = PromptTemplate(demo="{image}Output:{caption}{end}", query="{image}Output:")
+VQA_TEMPLATE = OPENFLAMINGO["vqa"]
+CAPTION_TEMPLATE = OPENFLAMINGO["caption"]
 
 # Following Flamingo, OpenFlamingo's 0-shot evaluation still shows this many text-only demonstrations.
 ZERO_SHOT_TEXT_DEMOS = 2

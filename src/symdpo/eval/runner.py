@@ -90,7 +90,10 @@ def prepare(config: EvalConfig, model: Any | None = None) -> list[TaskPlan]:
         used = {i for t in trials for i in t.query_set}
         check_images(name, [ImageRef(str(ev.image_root), r.image) for r in ev.records]
                      + [ImageRef(str(train.image_root), train.records[i].image) for i in used])
-        plan = TaskPlan(task, ev, train, trials)
+        template = None
+        if model is not None and task.kind in ("vqa", "caption"):
+            template = model.prompt_format(task.kind, config.prompt_style)
+        plan = TaskPlan(task, ev, train, trials, template=template)
         if config.demo_selection == "rices":
             add_rices(plan, model, config)
         plans.append(plan)

@@ -19,14 +19,16 @@ from pathlib import Path
 import torch
 
 from symdpo.data.images import load_image
-from symdpo.data.records import PreferenceRecord, render_openflamingo
+from symdpo.data.records import PreferenceRecord, render_record
 from symdpo.eval.images import blank_image
 from symdpo.eval.prompts import to_interleaved
 
 
-def probe_contexts(record: PreferenceRecord, image_root: Path, *, demo_images: str = "real"):
-    """Return (context, candidate symbols, index of the right one) of one probe."""
-    text, paths, _, _ = render_openflamingo(record)
+def probe_contexts(record: PreferenceRecord, image_root: Path, *, demo_images: str = "real", formats=None):
+    """Return (context, candidate symbols, index of the right one) of one probe, written in ``formats``."""
+    from symdpo.models.prompts import OPENFLAMINGO
+
+    text, paths, _, _ = render_record(record, formats or OPENFLAMINGO)
     images = []
     for i, rel in enumerate(paths):
         blank = demo_images == "blank" and i != record.query.image
@@ -44,12 +46,13 @@ def _load(root: str, rel: str):
 def symbol_accuracy(model, records: Sequence[PreferenceRecord], image_root: str | Path, *,
                     demo_images: str = "real", batch_size: int = 32) -> dict:
     """Return {"accuracy", "chance", "n"} of picking the chosen symbol among the context's symbols."""
+    formats = {kind: model.prompt_format(kind) for kind in ("vqa", "caption")}  # the model's own, as in training
     rows: list[tuple[int, list, str]] = []  # (probe, context, candidate answer)
     truth, n_candidates = [], []
     for record in records:
         if record.kind != "symbol":
             continue
-        ctx, candidates, right = probe_contexts(record, Path(image_root), demo_images=demo_images)
+        ctx, candidates, right = probe_contexts(record, Path(image_root), demo_images=demo_images, formats=formats)
         truth.append(right)
         n_candidates.append(len(candidates))
         rows += [(len(truth) - 1, ctx, c + model.end_of_chunk) for c in candidates]

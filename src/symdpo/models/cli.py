@@ -11,15 +11,15 @@ app = typer.Typer(help="Models: presets, OpenFlamingo checkpoint conversion, exp
 
 @app.command("presets")
 def presets() -> None:
-    """List the model presets."""
+    """List the model presets of every family."""
     from rich.console import Console
     from rich.table import Table
 
-    from symdpo.models.presets import PRESETS
+    from symdpo.models.registry import presets as all_presets
 
-    table = Table("preset", "checkpoint", "description")
-    for p in PRESETS.values():
-        table.add_row(p.name, p.checkpoint or "-", p.description)
+    table = Table("preset", "family", "weights", "description")
+    for p in all_presets():
+        table.add_row(p.name, p.family, p.source, p.description)
     Console().print(table)
 
 
@@ -32,7 +32,7 @@ def convert(
     """Load an OpenFlamingo ``checkpoint.pt`` strictly onto a preset's architecture and save it in our format."""
     from symdpo.models.flamingo.build import build_flamingo
     from symdpo.models.flamingo.checkpoints import load_openflamingo_checkpoint
-    from symdpo.models.presets import preset_config
+    from symdpo.models.flamingo.presets import preset_config
 
     cfg = preset_config(preset)
     lmm = build_flamingo(cfg)
@@ -46,7 +46,7 @@ def convert(
 def export(model: str = typer.Argument(..., help="a fine-tune directory (trainable weights over a base)"),
            out: Path = typer.Option(..., "--out")) -> None:
     """Write a self-contained full copy (all weights) of a model."""
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
 
     lmm = load_model(model)
     lmm.save_pretrained(out)
@@ -55,12 +55,11 @@ def export(model: str = typer.Argument(..., help="a fine-tune directory (trainab
 
 @app.command("info")
 def info(model: str = typer.Argument(..., help="preset name or model directory")) -> None:
-    """Print a model's size and trainable set."""
-    from symdpo.models.flamingo.build import set_openflamingo_trainable
-    from symdpo.models.presets import load_model
+    """Print a model's family, size, default training policy and parts."""
+    from symdpo.models.registry import load_model
 
-    lmm = load_model(model)
-    total = sum(p.numel() for p in lmm.model.parameters())
-    trainable = sum(p.numel() for p in set_openflamingo_trainable(lmm.model))
-    typer.echo(f"{model}: {total:,} parameters, {trainable:,} in OpenFlamingo's trainable set, "
-               f"{len(lmm.model.xattn)} cross-attention blocks, LM {type(lmm.model.lm).__name__}")
+    about = load_model(model).info()
+    typer.echo(f"{model}: {about.family}, {about.parameters:,} parameters, {about.trainable:,} trainable under its "
+               f"default policy {about.default_policy!r}")
+    typer.echo("  parts: " + ", ".join(f"{k} {v:,}" for k, v in about.parts.items()))
+    typer.echo(f"  prompts: {about.prompt_style} style, answers end with {about.end_of_chunk!r}")

@@ -1,51 +1,206 @@
 """The interleaved-model protocol: the one seam between models and the rest of symdpo.
 
 A *context* is an interleaved list of text segments and images, in reading order. Images are
-``PIL.Image.Image`` (preprocessed by the model) or ``torch.Tensor`` vision features already computed by
-``model.encode_images`` (the feature cache hands these back). Text is plain text: the model inserts its own
-image placeholder (``<image>`` for Flamingo) where an image item stands. The end-of-answer marker of the model
-(``model.end_of_chunk``, ``<|endofchunk|>`` for Flamingo) is written by the caller into the text, as in the
-OpenFlamingo prompts ``<image>Question:{q} Short answer:{a}<|endofchunk|>``.
+``PIL.Image.Image`` or, for families that take them, ``torch.Tensor`` vision features from
+``image_features`` (the feature cache hands these back). Text is plain text: the model writes its own image
+tokens where an image item stands. Contexts and answers use the model-agnostic end-of-answer marker
+``<|endofchunk|>`` (``prompts.AGNOSTIC_END``) or the model's own ``end_of_chunk``; a family reads either.
 
-Training and evaluation only use what is declared here; they never look inside a model.
+Data, training, evaluation and inference use only what `InterleavedModel` declares, as lm-evaluation-harness'
+``LM`` declares what its harness calls; they never import a family package and never match parameter names.
+What trains is the family's decision (`TrainingSpec` names a policy; the family returns the optimiser's
+groups), as torchtune's models say which of their parameters train.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Union, runtime_checkable
+from typing import Any, Literal, Protocol, Union, runtime_checkable
 
 import torch
 from PIL import Image
 
+from symdpo.models.prompts import PromptFormat
+
 ImageItem = Union[Image.Image, torch.Tensor]
 Context = list[Union[str, ImageItem]]
+
+# Training policies. What each trains is the family's to say (its docstring lists the parameters):
+# openflamingo — OpenFlamingo's set: the vision-to-text layers (perceiver / resampler and gated cross-attention)
+#                and the embedding rows of the tokens the family added; the SymDPO paper's setting.
+# connector    — the vision-to-text layers only (perceiver and cross-attention, projector, merger).
+# lora         — LoRA adapters (peft) on the language model's attention projections.
+# full         — everything but the vision tower.
+POLICIES: tuple[str, ...] = ("openflamingo", "connector", "lora", "full")
+Policy = Literal["openflamingo", "connector", "lora", "full"]
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """LoRA adapters on the language model (peft); ``target_modules`` None: the family's attention projections."""
+
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What a fine-tune asks of the model; the family turns it into trainable parameters and groups."""
+
+    policy: Policy | None = None  # None: the family's default
+    weight_decay: float = 0.0  # the family says which parameters it applies to
+    train_embeddings: bool = True  # the new tokens' embedding rows (openflamingo policy)
+    new_token_rows: Literal["rows", "mask"] = "rows"  # how those rows train (see models/flamingo/training.py)
+    train_lm: bool = False  # the whole language model too
+    train_vision: bool = False  # the vision tower too
+    train_vision_to_text: bool = True  # False: freeze perceiver / cross-attention / connector
+    gate_init: float | None = None  # every cross-attention gate starts here (families with gates)
+    lora: LoraSpec | None = None  # adapters beside any policy (the lora policy uses LoraSpec() when None)
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class ParamGroup:
+    """One AdamW group: its parameters, their names (for tests and logs) and their weight decay."""
+
+    name: str
+    names: list[str]
+    params: list[torch.nn.Parameter]
+    weight_decay: float
+
+    def as_optimizer_group(self) -> dict[str, Any]:
+        """Return the group as ``torch.optim`` takes it."""
+        return {"params": self.params, "weight_decay": self.weight_decay, "group": self.name}
+
+
+@dataclass
+class ModelInfo:
+    """What ``symdpo model info`` prints about a model."""
+
+    family: str
+    parameters: int
+    trainable: int  # under the family's default policy
+    default_policy: str
+    parts: dict[str, int] = field(default_factory=dict)  # part name -> parameters
+    prompt_style: str = "openflamingo"
+    end_of_chunk: str = "<|endofchunk|>"
 
 
 @runtime_checkable
 class InterleavedModel(Protocol):
-    """What every model in symdpo offers (Flamingo and the HF-native adapters alike)."""
+    """What every model in symdpo offers (Flamingo and the HF-native families alike)."""
 
-    end_of_chunk: str  # text that ends an answer / a demonstration
+    family: str  # "flamingo", "idefics", "qwen2_vl", ...
+    end_of_chunk: str  # the family's text that ends an answer / a demonstration
+    default_prompt_style: str  # "native" for chat/instruct models, "openflamingo" otherwise
+    takes_image_features: bool  # contexts may carry `image_features` output in place of images (feature cache)
+    module: torch.nn.Module  # every parameter of the model (what a launcher wraps, shards and checkpoints)
+    source: str | None  # preset name or folder it was loaded from (the base of a fine-tune save)
+
+    @property
+    def device(self) -> torch.device:
+        """Return the device of the model's parameters."""
+        ...
+
+    # ---- scoring and generation ---------------------------------------------------------------------
+    def answer_logps(self, contexts: list[Context], answers: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (B,) summed log-probs of each answer given its context and (B,) answer token counts (differentiable)."""
+        ...
+
+    def pair_logps(self, contexts: list[Context], chosen: list[str], rejected: list[str], *,
+                   shared_prefix: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return chosen and rejected summed log-probs (B,) each and their token counts; ``shared_prefix`` runs the context once."""
+        ...
 
     def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:
         """Return (B,) summed log-probabilities of each answer given its context (answer tokens only)."""
         ...
 
-    def generate(
-        self,
-        contexts: list[Context],
-        *,
-        max_new_tokens: int = 20,
-        num_beams: int = 1,
-        length_penalty: float = 1.0,
-    ) -> list[str]:
+    def answer_token_counts(self, answers: list[str]) -> list[int]:
+        """Return how many tokens each answer scores (tokenized alone, as scoring does)."""
+        ...
+
+    def generate(self, contexts: list[Context], *, max_new_tokens: int = 20, num_beams: int = 1,
+                 length_penalty: float = 1.0) -> list[str]:
         """Return the decoded continuation of each context, stopped at ``end_of_chunk`` (marker removed)."""
         ...
 
-    def save_pretrained(self, path: str | Path) -> None:
-        """Write the model to ``path`` (safetensors + JSON config)."""
+    def image_features(self, images: list) -> torch.Tensor:
+        """Return (N, v, D) vision features of images (for the feature cache and retrieval)."""
         ...
+
+    # ---- prompts ---------------------------------------------------------------------------------------
+    def prompt_format(self, kind: str, style: str | None = None) -> PromptFormat:
+        """Return the family's demonstration and query format for task ``kind`` in ``style`` (default: its own)."""
+        ...
+
+    # ---- training --------------------------------------------------------------------------------------
+    def prepare_training(self, spec: TrainingSpec) -> list[ParamGroup]:
+        """Set what trains under ``spec`` (policy, adapters, gates); return the optimiser's groups."""
+        ...
+
+    def train(self, mode: bool = True) -> None:
+        """Put the model in training (or inference) mode; frozen towers stay in inference mode."""
+        ...
+
+    def reference_copy(self, *, share_frozen: bool = True) -> InterleavedModel:
+        """Return a frozen copy in inference mode (the DPO reference); ``share_frozen`` reuses frozen tensors."""
+        ...
+
+    def save_pretrained(self, path: str | Path, *, trainable_only: bool = False) -> None:
+        """Write the model to ``path`` (a full copy, or the trainable weights over its base)."""
+        ...
+
+    def save_finetune(self, path: str | Path) -> None:
+        """Write a fine-tune's result to ``path`` after training: adapters merged, trainable weights over the base."""
+        ...
+
+    def info(self) -> ModelInfo:
+        """Return the model's family, size, default policy and parts (``symdpo model info``)."""
+        ...
+
+
+class SharedMethods:
+    """Methods every family implements the same way, in terms of the protocol's other members."""
+
+    module: torch.nn.Module
+    _frozen_eval: Callable[[], list[torch.nn.Module]]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:
+        """Return (B,) summed log-probabilities of each answer given its context (answer tokens only)."""
+        with torch.no_grad():
+            return self.answer_logps(contexts, answers)[0]
+
+    def train(self, mode: bool = True) -> None:
+        """Put the model in training (or inference) mode; frozen towers stay in inference mode."""
+        self.module.train(mode)
+        for part in self._frozen_eval():
+            if not any(p.requires_grad for p in part.parameters()):
+                part.eval()
+
+    def reference_copy(self, *, share_frozen: bool = True):
+        """Return a frozen copy in inference mode (the DPO reference); ``share_frozen`` reuses frozen tensors.
+
+        With ``share_frozen`` the copy reuses the policy's frozen tensors (vision tower, LM weights: they never
+        change), so it costs only a copy of the trainable set rather than a second whole model.
+        """
+        import copy
+
+        memo = {}
+        if share_frozen:
+            memo = {id(p): p for p in self.module.parameters() if not p.requires_grad}
+            memo.update({id(b): b for b in self.module.buffers()})
+        ref = copy.copy(self)
+        ref._set_module(copy.deepcopy(self.module, memo).requires_grad_(False).eval())
+        return ref
 
 
 def context_text(context: Context, placeholder: str) -> tuple[str, list]:
@@ -58,3 +213,15 @@ def context_text(context: Context, placeholder: str) -> tuple[str, list]:
             parts.append(placeholder)
             images.append(item)
     return "".join(parts), images
+
+
+def decay_groups(named: list[tuple[str, torch.nn.Parameter]], decayed: Callable[[str, torch.nn.Parameter], bool],
+                 weight_decay: float) -> list[ParamGroup]:
+    """Return the two AdamW groups of the trainable ``named`` parameters: ``decayed`` ones, and the rest."""
+    groups = [ParamGroup("decay", [], [], weight_decay), ParamGroup("no_decay", [], [], 0.0)]
+    for name, p in named:
+        if p.requires_grad:
+            g = groups[0] if decayed(name, p) else groups[1]
+            g.names.append(name)
+            g.params.append(p)
+    return groups

@@ -11,9 +11,13 @@ from symdpo.config import StrictModel
 
 
 class ModelSection(StrictModel):
-    """Which model to fine-tune and how its parameters are exposed to the optimiser."""
+    """Which model to fine-tune and what of it trains (the model's family maps each option to its parameters)."""
 
     name: str  # a preset (tiny, openflamingo-3b-instruct, ...) or a directory written by save_pretrained
+    # what trains: openflamingo (perceiver + gated cross-attention + the new tokens' rows; the SymDPO paper's),
+    # connector (the vision-to-text layers only), lora (adapters on the LM), full (all but the vision tower);
+    # unset: the family's default (openflamingo for Flamingo and IDEFICS, lora for Idefics3/SmolVLM and Qwen-VL)
+    policy: Literal["openflamingo", "connector", "lora", "full"] | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # storage dtype; bf16 compute is `precision`
     train_embeddings: bool = True  # OpenFlamingo: only the new tokens' rows change
     # how: "rows", the rows as a parameter of their own before a frozen matrix (no full-matrix gradient or
@@ -22,23 +26,26 @@ class ModelSection(StrictModel):
     # train the whole language model too (all rows of its embeddings): pretraining a tiny model from scratch
     train_lm: bool = False
     # start every cross-attention gate at this value instead of the model's (OpenFlamingo: 0, so that a fresh
-    # model is the bare LM); a tiny model trained from scratch learns to look at images far sooner from 0.5
+    # model is the bare LM); a tiny model trained from scratch learns to look at images far sooner from 0.5.
+    # Families without gates (Idefics3, Qwen-VL) refuse it
     gate_init: float | None = None
     train_vision: bool = False  # train the vision tower too (a tiny random one pretrained from scratch)
-    # train the perceiver and the gated cross-attention (OpenFlamingo's trainable set). False with train_lm
-    # and gate_init 0: the bare LM learns alone, its images unseen (a tiny LM's text pretraining)
+    # train the vision-to-text layers (perceiver and gated cross-attention, or the connector). False with
+    # train_lm and gate_init 0: the bare LM learns alone, its images unseen (a tiny LM's text pretraining)
     train_xattn: bool = True
     gradient_checkpointing: bool = False
 
 
 class LoraSection(StrictModel):
-    """Optional LoRA adapters on the language model (peft), trained beside OpenFlamingo's set."""
+    """LoRA adapters on the language model (peft): the lora policy's, or beside another policy when enabled."""
 
     enabled: bool = False
     r: int = Field(8, ge=1)
     alpha: float = 16.0
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] = ["q_proj", "v_proj"]  # MPT: ["Wqkv"]; GPT-NeoX: ["query_key_value"]
+    # unset: the family's attention projections (Flamingo: q_proj, v_proj; MPT: ["Wqkv"]; GPT-NeoX:
+    # ["query_key_value"]; HF families: q/k/v/o_proj of the language model)
+    target_modules: list[str] | None = None
 
 
 class DataSection(StrictModel):
@@ -50,10 +57,13 @@ class DataSection(StrictModel):
     global_batch_size: int = Field(8, ge=1)  # per optimiser step, all processes together
     max_records: int | None = Field(None, ge=1)
     shuffle: bool = True
+    # the prompt format the records are written in: native (the model's own, a chat format for instruct
+    # models) or openflamingo (OpenFlamingo's wording); unset: the model's default, the one evaluation uses
+    prompt_style: Literal["native", "openflamingo"] | None = None
 
 
 class OptimSection(StrictModel):
-    """AdamW with decay only on the gated cross-attention parameters (OpenFlamingo's / the reference's choice)."""
+    """AdamW; which parameters take the weight decay is the model family's rule (Flamingo, IDEFICS: cross-attention only)."""
 
     lr: float = Field(5e-6, gt=0)
     weight_decay: float = Field(0.1, ge=0)
@@ -124,6 +134,19 @@ class TrainConfig(StrictModel):
             raise ValueError(f"data.global_batch_size ({self.data.global_batch_size}) is not a multiple of "
                              f"data.micro_batch_size ({self.data.micro_batch_size})")
         return self
+
+    def training_spec(self):
+        """Return the `TrainingSpec` the model turns into trainable parameters and optimiser groups."""
+        from symdpo.models.interface import LoraSpec, TrainingSpec
+
+        m, lora = self.model, self.lora
+        spec_lora = None
+        if lora.enabled or m.policy == "lora":
+            spec_lora = LoraSpec(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
+        return TrainingSpec(policy=m.policy, weight_decay=self.optim.weight_decay, train_embeddings=m.train_embeddings,
+                            new_token_rows=m.new_token_rows, train_lm=m.train_lm, train_vision=m.train_vision,
+                            train_vision_to_text=m.train_xattn, gate_init=m.gate_init, lora=spec_lora,
+                            gradient_checkpointing=m.gradient_checkpointing)
 
     def accumulation_steps(self, world_size: int) -> int:
         """Return the micro-batches per process per optimiser step; raise if the batch does not divide."""

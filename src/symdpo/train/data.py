@@ -14,7 +14,8 @@ from pathlib import Path
 
 from symdpo.data.images import load_image
 from symdpo.data.recordio import read_records
-from symdpo.data.records import PreferenceRecord, render_openflamingo
+from symdpo.data.records import PreferenceRecord, render_record
+from symdpo.models.prompts import OPENFLAMINGO, PromptFormat
 
 IMAGE_TAG = "<image>"
 
@@ -39,11 +40,11 @@ def manifest_image_root(path: str | Path) -> Path | None:
     return Path(root) if root else None
 
 
-def interleave(text: str, images: list) -> list:
-    """Return the context as text segments with an image item wherever ``<image>`` stood."""
-    parts = text.split(IMAGE_TAG)
+def interleave(text: str, images: list, marker: str = IMAGE_TAG) -> list:
+    """Return the context as text segments with an image item wherever ``marker`` (``<image>``) stood."""
+    parts = text.split(marker)
     if len(parts) != len(images) + 1:
-        raise ValueError(f"{len(parts) - 1} {IMAGE_TAG} tags for {len(images)} images")
+        raise ValueError(f"{len(parts) - 1} {marker} tags for {len(images)} images")
     out: list = []
     for i, part in enumerate(parts):
         if i:
@@ -57,7 +58,7 @@ class RecordDataset:
     """Rendered records of one file; images are loaded (and kept) on first access."""
 
     def __init__(self, path: str | Path, *, image_root: str | Path | None = None, max_records: int | None = None,
-                 end_of_chunk: str = "<|endofchunk|>"):
+                 end_of_chunk: str = "<|endofchunk|>", prompts: dict[str, PromptFormat] | None = None):
         self.path = Path(path)
         root = image_root or manifest_image_root(self.path)
         if root is None:
@@ -71,6 +72,7 @@ class RecordDataset:
         if not self.records:
             raise ValueError(f"{self.path}: no records")
         self.end_of_chunk = end_of_chunk
+        self.prompts = dict(prompts or OPENFLAMINGO)  # the model's formats (kind -> PromptFormat)
         self._image = lru_cache(maxsize=4096)(self._load)  # easy-VQA-sized sets stay in memory
 
     def _load(self, rel: str):
@@ -81,12 +83,14 @@ class RecordDataset:
 
     def __getitem__(self, i: int) -> Example:
         rec = self.records[i]
-        text, images, chosen, rejected = render_openflamingo(rec, end_of_chunk=self.end_of_chunk)
-        return Example(rec.id, interleave(text, [self._image(p) for p in images]), chosen, rejected, self.group(i))
+        text, images, chosen, rejected = render_record(rec, self.prompts, end_of_chunk=self.end_of_chunk)
+        marker = self.prompts["vqa"].image_marker
+        return Example(rec.id, interleave(text, [self._image(p) for p in images], marker), chosen, rejected,
+                       self.group(i))
 
     def answers(self, i: int) -> tuple[str, str | None]:
         """Return (chosen, rejected) answers of record ``i`` as scored (with the end marker), without images."""
-        return render_openflamingo(self.records[i], end_of_chunk=self.end_of_chunk)[2:]
+        return render_record(self.records[i], self.prompts, end_of_chunk=self.end_of_chunk)[2:]
 
     def group(self, i: int) -> str:
         """Return the metrics group of record ``i``: its rejected type, or its kind for SFT records."""

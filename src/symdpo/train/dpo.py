@@ -10,12 +10,12 @@ import torch
 from symdpo.train import loop
 from symdpo.train.config import TrainConfig
 from symdpo.train.losses import dpo_metrics, preference_loss
-from symdpo.train.reference import fingerprint, live_reference, precompute, reference_path
+from symdpo.train.reference import fingerprint, precompute, reference_path
 
 
-def answer_tokens(tokenizer, answers: list[str]) -> int:
+def answer_tokens(lmm, answers: list[str]) -> int:
     """Return the number of scored tokens of ``answers`` (tokenized alone, as the model scores them)."""
-    return sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    return sum(lmm.answer_token_counts(answers))
 
 
 class DPOObjective:
@@ -29,7 +29,7 @@ class DPOObjective:
 
     def denominators(self, indices: list[int]) -> dict[str, float]:
         chosen = [self.s.dataset.answers(i)[0] for i in indices]
-        return {"pairs": len(indices), "tokens": answer_tokens(self.s.lmm.tokenizer, chosen)}
+        return {"pairs": len(indices), "tokens": answer_tokens(self.s.lmm, chosen)}
 
     def reference(self, indices: list[int], examples) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the reference (chosen, rejected) log-probs of a micro-batch."""
@@ -74,9 +74,9 @@ class DPOObjective:
 def prepare_reference(cfg: TrainConfig, s: loop.Setup) -> dict:
     """Return the objective's reference: {'ref_logps': (chosen, rejected)} or {'ref_lmm': frozen copy}."""
     if cfg.dpo.reference == "live":
-        return {"ref_lmm": live_reference(s.lmm, share_frozen=cfg.dpo.share_frozen)}
+        return {"ref_lmm": s.lmm.reference_copy(share_frozen=cfg.dpo.share_frozen)}
     fp = fingerprint(s.dataset, model=cfg.model.name, dtype=cfg.model.dtype, precision=cfg.precision,
-                     lora=cfg.lora.enabled)
+                     lora=cfg.lora.enabled, policy=cfg.model.policy)
     path = reference_path(s.dataset, fp)
     logps = precompute(s.accelerator, s.lmm, s.dataset, path, batch_size=cfg.dpo.reference_batch_size,
                        shared_prefix=cfg.dpo.shared_prefix)

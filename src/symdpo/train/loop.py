@@ -21,19 +21,11 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from symdpo.models.prompts import KINDS
 from symdpo.train import checkpointing as ckpt
 from symdpo.train.config import TrainConfig
 from symdpo.train.data import RecordDataset, micro_batches, step_indices, steps_per_epoch
-from symdpo.train.params import (
-    adamw,
-    add_lora,
-    mask_embedding_grads,
-    merge_lora,
-    release_new_token_rows,
-    set_trainable,
-    train_new_token_rows,
-    trainable_named,
-)
+from symdpo.train.params import adamw, trainable_named
 from symdpo.train.tracking import Tracker, plot_curves, progress_bar
 
 
@@ -46,8 +38,8 @@ class Scorer(nn.Module):
 
     def __init__(self, lmm, *, shared_prefix: bool = True):
         super().__init__()
-        self.model = lmm.model  # registered: the wrapper syncs and shards these parameters
-        self._lmm = [lmm]  # a list, so the FlamingoLMM (not a Module) is not registered twice
+        self.model = lmm.module  # registered: the wrapper syncs and shards these parameters
+        self._lmm = [lmm]  # a list, so the model (not a Module) is not registered twice
         self.shared_prefix = shared_prefix
 
     def forward(self, contexts: list, chosen: list[str], rejected: list[str] | None = None):
@@ -81,7 +73,7 @@ class Setup:
     accelerator: object
     lmm: object
     dataset: RecordDataset
-    trainable: list[nn.Parameter]
+    groups: list  # the model's optimiser groups (models.interface.ParamGroup)
     total_steps: int
     extras: dict = field(default_factory=dict)
 
@@ -111,7 +103,7 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
     """Load the model and data, choose the trainable set and size the schedule from the data length."""
     from accelerate.utils import set_seed
 
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
 
     check_fresh(cfg, resume)
 
@@ -120,37 +112,13 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
     accelerator = make_accelerator(cfg)
     set_seed(cfg.seed)
     lmm = load_model(cfg.model.name, dtype=cfg.model.dtype)
-    if cfg.lora.enabled:
-        add_lora(lmm.model.lm, r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
-                 target_modules=cfg.lora.target_modules)
-    trainable = set_trainable(lmm.model, train_embeddings=cfg.model.train_embeddings, lora=cfg.lora.enabled)
-    if cfg.model.gate_init is not None and not resume:
-        with torch.no_grad():
-            for name, p in lmm.model.named_parameters():
-                if name.startswith("xattn.") and name.endswith("_gate"):
-                    p.fill_(cfg.model.gate_init)
-    for part, wanted in ((lmm.model.lm, cfg.model.train_lm), (lmm.model.vision, cfg.model.train_vision)):
-        if wanted:
-            part.requires_grad_(True)
-            trainable = [p for p in lmm.model.parameters() if p.requires_grad]
-    if not cfg.model.train_lm:
-        if cfg.model.new_token_rows == "mask" or train_new_token_rows(lmm.model, lmm.tokenizer) is None:
-            mask_embedding_grads(lmm.model, lmm.tokenizer)
-        trainable = [p for p in lmm.model.parameters() if p.requires_grad]
-    if not cfg.model.train_xattn:
-        for part in (lmm.model.perceiver, lmm.model.xattn):
-            part.requires_grad_(False)
-        trainable = [p for p in lmm.model.parameters() if p.requires_grad]
-    if cfg.model.gradient_checkpointing:
-        lmm.model.gradient_checkpointing_enable()
-    lmm.model.train()
-    if not cfg.model.train_vision:
-        lmm.model.vision.eval()  # frozen tower: keep it in inference mode whatever it contains
+    groups = lmm.prepare_training(cfg.training_spec())  # the model decides what trains and what decays
+    prompts = {kind: lmm.prompt_format(kind, cfg.data.prompt_style) for kind in KINDS}
     dataset = RecordDataset(cfg.data.path, image_root=cfg.data.image_root, max_records=cfg.data.max_records,
-                            end_of_chunk=lmm.end_of_chunk)
+                            end_of_chunk=lmm.end_of_chunk, prompts=prompts)
     spe = steps_per_epoch(len(dataset), cfg.data.global_batch_size)
     total = cfg.optim.max_steps or cfg.optim.epochs * spe  # sized from the data, not from a constant
-    return Setup(cfg, accelerator, lmm, dataset, trainable, total)
+    return Setup(cfg, accelerator, lmm, dataset, groups, total)
 
 
 def make_scheduler(cfg: TrainConfig, optimizer, total_steps: int):
@@ -189,8 +157,8 @@ def run(s: Setup, objective: Objective, *, resume: bool = False,
     out = Path(cfg.output_dir)
     sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
     scorer = Scorer(s.lmm, shared_prefix=cfg.dpo.shared_prefix)
-    optimizer = adamw(s.lmm.model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas,
-                      eps=cfg.optim.eps, fused=acc.device.type == "cuda")
+    optimizer = adamw(s.groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
+                      fused=acc.device.type == "cuda")
     scheduler = make_scheduler(cfg, optimizer, s.total_steps)  # not prepared: accelerate would step it per process
     scorer, optimizer = acc.prepare(scorer, optimizer)
     start = 0
@@ -200,7 +168,7 @@ def run(s: Setup, objective: Objective, *, resume: bool = False,
     latest = ckpt.latest_checkpoint(out)
     check_fresh(cfg, resume)
     if resume and latest:
-        start = ckpt.load_checkpoint(acc, latest, model=s.lmm.model, optimizer=optimizer, scheduler=scheduler,
+        start = ckpt.load_checkpoint(acc, latest, model=s.lmm.module, optimizer=optimizer, scheduler=scheduler,
                                      sharded=sharded)["step"]
     tracker = Tracker(out, cfg.logging, resume_step=start, enabled=acc.is_main_process,
                       run_config=cfg.model_dump(mode="json"))
@@ -233,7 +201,7 @@ def run(s: Setup, objective: Objective, *, resume: bool = False,
                     parts.setdefault(k, []).append(v.detach().float())
             grad_norm = None
             if cfg.optim.max_grad_norm:
-                grad_norm = acc.clip_grad_norm_(s.trainable, cfg.optim.max_grad_norm)
+                grad_norm = acc.clip_grad_norm_([p for g in s.groups for p in g.params], cfg.optim.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -249,8 +217,8 @@ def run(s: Setup, objective: Objective, *, resume: bool = False,
                        acc=f"{metrics.get('rewards/accuracies', float('nan')):.2f}")
             stop_now = bool(acc.reduce(torch.tensor([float(stop.requested)], device=acc.device), "sum").item())
             if done % cfg.checkpoint.every_steps == 0 or stop_now:
-                ckpt.save_checkpoint(acc, out, done, model=s.lmm.model, optimizer=optimizer, scheduler=scheduler,
-                                     trainable=trainable_named(s.lmm.model), state={"total_steps": s.total_steps},
+                ckpt.save_checkpoint(acc, out, done, model=s.lmm.module, optimizer=optimizer, scheduler=scheduler,
+                                     trainable=trainable_named(s.lmm.module), state={"total_steps": s.total_steps},
                                      keep_last=cfg.checkpoint.keep_last, sharded=sharded)
             if on_step:
                 on_step(done)
@@ -272,12 +240,7 @@ def save_final(s: Setup, objective: Objective) -> Path | None:
     if not acc.is_main_process:
         return None
     final = out / "final"
-    release_new_token_rows(s.lmm.model)  # the trained rows go back into the embedding matrix that is saved
-    if s.cfg.lora.enabled:
-        merge_lora(s.lmm.model.lm)  # the merged LM differs from the base, so the whole model is saved
-        s.lmm.save_pretrained(final, trainable_only=False)
-    else:
-        s.lmm.save_pretrained(final, trainable_only=True)
+    s.lmm.save_finetune(final)  # trained rows and adapters merged; trainable weights over the base
     if s.cfg.logging.plot:
         plot_curves(out / "metrics.jsonl", out / "curves.png", objective.plot_keys)
     return final

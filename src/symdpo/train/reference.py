@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -15,13 +14,19 @@ from safetensors.torch import load_file, save_file
 from symdpo.train.data import RecordDataset
 
 
-def fingerprint(dataset: RecordDataset, *, model: str, dtype: str, precision: str, lora: bool) -> str:
+def fingerprint(dataset: RecordDataset, *, model: str, dtype: str, precision: str, lora: bool,
+                policy: str | None = None) -> str:
     """Return a short hash of everything the reference log-probs depend on (data bytes, model, numerics)."""
     h = hashlib.sha256()
     with open(dataset.path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
+    from symdpo.models.prompts import OPENFLAMINGO
+
+    prompts = {k: f.to_dict() for k, f in dataset.prompts.items()} if dataset.prompts != OPENFLAMINGO else None
     meta = {"model": model, "dtype": dtype, "precision": precision, "n": len(dataset), "lora": lora,
+            **({"prompts": prompts} if prompts else {}),
+            **({"policy": policy} if policy else {}),
             "image_root": str(dataset.image_root), "end": dataset.end_of_chunk, "version": 1}
     h.update(json.dumps(meta, sort_keys=True).encode())
     return h.hexdigest()[:16]
@@ -57,13 +62,12 @@ def precompute(accelerator, lmm, dataset: RecordDataset, path: Path, *, batch_si
     from accelerate.utils import gather_object
 
     if not path.is_file():
-        was_training = lmm.model.training
-        lmm.model.eval()  # the reference is the model in inference mode (no dropout)
+        was_training = lmm.module.training
+        lmm.train(False)  # the reference is the model in inference mode (no dropout)
         mine = list(range(accelerator.process_index, len(dataset), accelerator.num_processes))
         with accelerator.autocast():
             c, r = pair_logps(lmm, dataset, mine, batch_size=batch_size, shared_prefix=shared_prefix)
-        lmm.model.train(was_training)
-        lmm.model.vision.eval()
+        lmm.train(was_training)
         shares = gather_object([(mine, c.tolist(), r.tolist())])
         if accelerator.is_main_process:
             chosen, rejected = torch.zeros(len(dataset)), torch.zeros(len(dataset))
@@ -82,18 +86,3 @@ def precompute(accelerator, lmm, dataset: RecordDataset, path: Path, *, batch_si
     if stored["chosen"].shape[0] != len(dataset):
         raise ValueError(f"{path}: {stored['chosen'].shape[0]} reference log-probs for {len(dataset)} records")
     return stored["chosen"], stored["rejected"]
-
-
-def live_reference(lmm, *, share_frozen: bool = True):
-    """Return a frozen copy of ``lmm`` in inference mode, taken before training changes it.
-
-    With ``share_frozen`` the copy reuses the policy's frozen tensors (vision tower, LM weights: they never
-    change), so it costs only a copy of the trainable set rather than a second whole model.
-    """
-    memo = {}
-    if share_frozen:
-        memo = {id(p): p for p in lmm.model.parameters() if not p.requires_grad}
-        memo.update({id(b): b for b in lmm.model.buffers()})
-    ref = copy.copy(lmm)
-    ref.model = copy.deepcopy(lmm.model, memo).requires_grad_(False).eval()
-    return ref

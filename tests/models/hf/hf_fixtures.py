@@ -27,7 +27,7 @@ _CACHE: dict = {}
 
 def load(name: str):
     """Return the (cached) model of an HF tiny preset."""
-    from symdpo.models.presets import load_model
+    from symdpo.models.registry import load_model
 
     if name not in _CACHE:
         _CACHE[name] = load_model(name)

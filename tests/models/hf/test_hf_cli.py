@@ -23,7 +23,7 @@ def test_dpo_step_then_eval_through_the_clis(tmp_path):
     runner = CliRunner()
     res = runner.invoke(train_app, [
         "dpo", "--config", str(ROOT / "configs/tiny_dpo.yaml"), f"output_dir={out}", f"data.path={pairs}",
-        "model.name=tiny-idefics3", "optim.max_steps=1", "data.micro_batch_size=2", "data.global_batch_size=2",
+        "model.name=tiny-idefics3", "model.policy=connector", "optim.max_steps=1", "data.micro_batch_size=2", "data.global_batch_size=2",
         "logging.tensorboard=false", "logging.plot=false", "logging.progress=false",
     ])
     assert res.exit_code == 0, res.output + repr(res.exception)

@@ -9,7 +9,7 @@ from hf_fixtures import FAMILY_PRESETS, VARIANT_PRESETS, load, picture, vqa_cont
 
 def direct_inputs(lmm, context: list, answer: str) -> dict:
     """Return the processor's own inputs for context + answer written as one prompt (no adapter code)."""
-    proc, fam = lmm.processor, lmm.family
+    proc, fam = lmm.processor, lmm.spec
     items = [it.replace("<|endofchunk|>", lmm.end_of_chunk) if isinstance(it, str) else it for it in context]
     items[-1] = items[-1] + answer
     images = [it for it in items if not isinstance(it, str)]
@@ -29,7 +29,7 @@ def test_score_equals_direct_forward(name):
     assert ours.input_ids[0].tolist() == inputs["input_ids"][0].tolist()  # the same processed tokens
     n = len(lmm.tokenizer(answer, add_special_tokens=False)["input_ids"])
     with torch.no_grad():
-        logits = lmm.model.hf(**inputs).logits[0]
+        logits = lmm.hf(**inputs).logits[0]
     ids = inputs["input_ids"][0]
     expected = torch.log_softmax(logits[-n - 1:-1].float(), -1).gather(-1, ids[-n:, None]).sum()
     logps, counts = lmm.answer_logps([context], [answer])
@@ -45,7 +45,7 @@ def test_only_answer_positions_count(lmm, monkeypatch):
     batch = lmm.tokenize(contexts, answers)
     predicts_answer = torch.zeros_like(batch.answer_mask)
     predicts_answer[:, :-1] = batch.answer_mask[:, 1:]
-    forward = lmm.model.hf.forward
+    forward = lmm.hf.forward
 
     def scrambled(*args, **kwargs):
         out = forward(*args, **kwargs)
@@ -53,7 +53,7 @@ def test_only_answer_positions_count(lmm, monkeypatch):
         out.logits = torch.where(predicts_answer[..., None], out.logits, noise)
         return out
 
-    monkeypatch.setattr(lmm.model.hf, "forward", scrambled)
+    monkeypatch.setattr(lmm.hf, "forward", scrambled)
     assert torch.allclose(lmm.score(contexts, answers), before, atol=1e-5)
 
 
@@ -80,9 +80,9 @@ def test_pair_logps_and_gradients(lmm):
     assert torch.allclose(r, lmm.score(contexts, rejected), atol=1e-5)
     assert nr.tolist() == [len(lmm.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in rejected]
     (c.sum() - r.sum()).backward()
-    grads = [p.grad for p in lmm.model.perceiver.parameters()]
+    grads = [p.grad for p in lmm.module.parameters()]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
-    lmm.model.zero_grad(set_to_none=True)
+    lmm.module.zero_grad(set_to_none=True)
 
 
 def test_tensor_images_accepted(lmm):

@@ -8,8 +8,9 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, CLIPVisionConfig, CLIPVisionModel
 
-from symdpo.models.flamingo.lmm import END_OF_CHUNK, IMAGE_TOKEN, FlamingoLMM, add_flamingo_tokens
+from symdpo.models.flamingo.lmm import FlamingoLMM
 from symdpo.models.flamingo.model import Flamingo
+from symdpo.models.flamingo.tokens import END_OF_CHUNK, IMAGE_TOKEN, add_flamingo_tokens
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -112,27 +113,6 @@ def build_flamingo(cfg: FlamingoConfig) -> FlamingoLMM:
     model.perceiver.to(DTYPES[cfg.dtype])
     model.xattn.to(DTYPES[cfg.dtype])
     return FlamingoLMM(model, tok, config=cfg, image_size=vision.config.image_size)
-
-
-def set_openflamingo_trainable(model: Flamingo, *, train_embeddings: bool = True) -> list[torch.nn.Parameter]:
-    """Freeze all but OpenFlamingo's trainable set; return the trainable parameters.
-
-    Trainable: perceiver, gated cross-attention and (``train_embeddings``) the LM input embeddings, of which
-    only the rows of the tokens OpenFlamingo added should change: the training recipe masks the others'
-    gradients (`new_token_rows`).
-    """
-    model.requires_grad_(False)
-    model.perceiver.requires_grad_(True)
-    model.xattn.requires_grad_(True)
-    if train_embeddings:
-        model.lm.get_input_embeddings().requires_grad_(True)
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def new_token_rows(tokenizer) -> list[int]:
-    """Return the embedding rows of the tokens Flamingo added (``<|endofchunk|>``, ``<image>``, ``<PAD>``)."""
-    names = [END_OF_CHUNK, IMAGE_TOKEN] + (["<PAD>"] if tokenizer.pad_token == "<PAD>" else [])
-    return [tokenizer.convert_tokens_to_ids(n) for n in names]
 
 
 def gguf_as_transformers(directory: str, gguf_file: str | None) -> str:

@@ -15,12 +15,8 @@ from pathlib import Path
 
 import torch
 
+from symdpo.models.errors import CheckpointError
 from symdpo.models.flamingo.model import Flamingo
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model; the message names the offending keys."""
-
 
 _PERCEIVER_BLOCK = re.compile(r"^perceiver\.layers\.(\d+)\.([01])\.(.*)$")
 _XATTN_ALIAS = re.compile(r"^lang_encoder\.gated_cross_attn_layers\.(\d+)\.(.*)$")

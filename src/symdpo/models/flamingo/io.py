@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from symdpo.atomic import atomic_directory
+from symdpo.models.errors import CheckpointError
 
 FORMAT = "symdpo-flamingo"
 
@@ -53,46 +54,12 @@ def save_flamingo(lmm, path: str | Path, *, trainable_only: bool = False) -> Non
         if trainable_only:
             save_file({k: v.contiguous() for k, v in trainable_state(model).items()}, tmp / "trainable.safetensors")
         else:
-            state = _dedup_tied({k: v for k, v in model.state_dict().items() if not k.startswith("new_rows.")})
+            state = dedup_tied({k: v for k, v in model.state_dict().items() if not k.startswith("new_rows.")})
             save_file({k: v.contiguous() for k, v in state.items()}, tmp / "model.safetensors")
 
 
-def load_flamingo(path: str | Path, *, dtype: str | None = None):
-    """Return the FlamingoLMM saved in directory ``path``."""
-    from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
-
-    path = Path(path)
-    cfg_file = path / "config.json"
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"{path}: not a symdpo model directory (no config.json)")
-    try:
-        meta = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{cfg_file}: invalid JSON ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{cfg_file}: not a {FORMAT} config (format={meta.get('format')!r})")
-    if meta.get("base"):
-        from symdpo.models.presets import load_model
-
-        lmm = load_model(meta["base"], dtype=dtype)
-        _load_strict(lmm.model, load_file(path / "trainable.safetensors"), path / "trainable.safetensors", partial=True)
-        lmm.source = str(path)
-        return lmm
-    fields = dict(meta["flamingo"])
-    lm_config = {k: v for k, v in meta["lm_config"].items() if k not in ("architectures", "transformers_version", "dtype", "torch_dtype")}
-    vision_config = {k: v for k, v in meta["vision_config"].items() if k not in ("architectures", "transformers_version", "dtype", "torch_dtype")}
-    fields.update(lm=lm_config, vision=vision_config, tokenizer=str(path / "tokenizer"), lm_gguf_file=None)
-    fields["lm_format"] = "mosaicgpt" if fields.get("lm_format") == "mosaicgpt" else "hf"
-    if dtype:
-        fields["dtype"] = dtype
-    lmm = build_flamingo(FlamingoConfig(**fields))
-    _load_strict(lmm.model, load_file(path / "model.safetensors"), path / "model.safetensors", partial=False)
-    lmm.source = str(path)
-    return lmm
-
-
-def _dedup_tied(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the second name of tensors shared between keys (tied embeddings); safetensors refuses aliases."""
+def dedup_tied(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Return ``state`` without the second name of tensors shared between keys (tied embeddings); drop the second name of tensors shared between keys (tied embeddings); safetensors refuses aliases."""
     seen: set[tuple] = set()
     out = {}
     for k, v in state.items():
@@ -104,15 +71,31 @@ def _dedup_tied(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _load_strict(model, state: dict[str, torch.Tensor], source: Path, *, partial: bool) -> None:
+def load_strict(model, state: dict[str, torch.Tensor], source: Path, *, partial: bool) -> None:
+    """Copy ``state`` into ``model``; every key must fit (all of them unless ``partial``), else CheckpointError."""
     ours = model.state_dict()
     unexpected = [k for k in state if k not in ours]
     bad_shape = [k for k in state if k in ours and state[k].shape != ours[k].shape]
-    missing = [] if partial else [k for k in _dedup_tied(ours) if k not in state]
+    missing = [] if partial else [k for k in dedup_tied(ours) if k not in state]
     if unexpected or bad_shape or missing:
-        raise ValueError(
+        raise CheckpointError(
             f"{source} does not fit the model: unexpected {unexpected[:5]}, missing {missing[:5]}, shape mismatch {bad_shape[:5]}"
         )
     with torch.no_grad():
         for k, v in state.items():
             ours[k].copy_(v)
+
+
+def read_config(path: str | Path) -> dict:
+    """Return the ``config.json`` of a Flamingo model directory, checked to be ours."""
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{path}: not a symdpo model directory (no config.json)")
+    try:
+        meta = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{cfg_file}: invalid JSON ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{cfg_file}: not a {FORMAT} config (format={meta.get('format')!r})")
+    return meta

@@ -8,11 +8,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from symdpo.models.flamingo import training
+from symdpo.models.flamingo.io import save_flamingo
 from symdpo.models.flamingo.model import Flamingo, position_ids_from_mask
-from symdpo.models.interface import Context, context_text
-
-IMAGE_TOKEN = "<image>"
-END_OF_CHUNK = "<|endofchunk|>"
+from symdpo.models.flamingo.tokens import END_OF_CHUNK, IMAGE_TOKEN
+from symdpo.models.interface import Context, ModelInfo, ParamGroup, SharedMethods, TrainingSpec, context_text
+from symdpo.models.prompts import OPENFLAMINGO, PromptFormat, check_kind, check_style
+from symdpo.models.scoring import masked_logps, right_padded, sequence_logps, tree_mask
 
 
 @dataclass
@@ -26,25 +28,28 @@ class Batch:
     num_images: torch.Tensor  # (B,)
 
 
-def add_flamingo_tokens(tokenizer) -> None:
-    """Add ``<|endofchunk|>``, ``<image>`` (and ``<PAD>`` when missing) exactly as OpenFlamingo does."""
-    # Order matters: the released checkpoints' embedding rows follow it (open_flamingo/src/factory.py).
-    tokenizer.add_special_tokens({"additional_special_tokens": [END_OF_CHUNK, IMAGE_TOKEN]})
-    if tokenizer.pad_token is None:
-        tokenizer.add_special_tokens({"pad_token": "<PAD>"})
-
-
-class FlamingoLMM:
+class FlamingoLMM(SharedMethods):
     """A Flamingo with its tokenizer and image preprocessing, speaking in contexts and strings."""
 
+    family = "flamingo"
     end_of_chunk = END_OF_CHUNK
+    default_prompt_style = "openflamingo"  # OpenFlamingo has no chat format: its own is the eval's
+    takes_image_features = True  # a context may carry (v, D) CLIP features in place of an image
 
-    def __init__(self, model: Flamingo, tokenizer, *, config=None, image_size: int = 224):
+    def __init__(self, model: Flamingo, tokenizer, *, config=None, image_size: int = 224, source: str | None = None):
         self.model, self.tokenizer, self.config, self.image_size = model, tokenizer, config, image_size
+        self.source = source
 
     @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+    def module(self) -> torch.nn.Module:
+        """The whole Flamingo (vision, perceiver, cross-attention, LM)."""
+        return self.model
+
+    def _set_module(self, module: torch.nn.Module) -> None:
+        self.model = module
+
+    def _frozen_eval(self) -> list[torch.nn.Module]:
+        return [self.model.vision]
 
     # ---- inputs -------------------------------------------------------------------------------------------
     def tokenize(self, contexts: list[Context], answers: list[str] | None = None) -> Batch:
@@ -140,17 +145,12 @@ class FlamingoLMM:
             return logps[:b], logps[b:], counts[:b], counts[b:]
         dev = self.device
         batch = self.tokenize(contexts)  # left-padded: every context ends in the same column
-        ch_ids, ch_mask = self._right_padded(chosen)
-        rj_ids, rj_mask = self._right_padded(rejected)
-        n_ctx, n_ch, n_rj = batch.input_ids.shape[1], ch_ids.shape[1], rj_ids.shape[1]
+        ch_ids, ch_mask = right_padded(self.tokenizer, chosen)
+        rj_ids, rj_mask = right_padded(self.tokenizer, rejected)
+        n_ch, n_rj = ch_ids.shape[1], rj_ids.shape[1]
         ctx_mask = batch.attention_mask.bool()
         input_ids = torch.cat([batch.input_ids, ch_ids, rj_ids], 1)
-        branch = torch.tensor([0] * n_ctx + [1] * n_ch + [2] * n_rj)  # 0 context, 1 chosen, 2 rejected
-        total = len(branch)
-        visible = torch.ones(total, total, dtype=torch.bool).tril()  # causal ...
-        visible &= (branch[None, :] == 0) | (branch[:, None] == branch[None, :])  # ... and never the other answer
-        visible = visible[None] & torch.cat([ctx_mask, ch_mask, rj_mask], 1)[:, None, :]  # no padding keys
-        visible |= torch.eye(total, dtype=torch.bool)  # a padding query attends itself (its output is unused)
+        visible = tree_mask(ctx_mask, ch_mask, rj_mask)
         dtype = next(self.model.lm.parameters()).dtype
         if torch.is_autocast_enabled(dev.type):
             dtype = torch.get_autocast_dtype(dev.type)
@@ -166,22 +166,6 @@ class FlamingoLMM:
         c_sum, c_count = masked_logps(torch.cat([first, logits[:, 1:n_ch]], 1), ch_ids.to(dev), ch_mask.to(dev))
         r_sum, r_count = masked_logps(torch.cat([first, logits[:, 1 + n_ch:-1]], 1), rj_ids.to(dev), rj_mask.to(dev))
         return c_sum, r_sum, c_count, r_count
-
-    def _right_padded(self, answers: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (B, A) token ids of the answers, right-padded, and their (B, A) bool mask."""
-        tok = self.tokenizer
-        ids = [tok(a, add_special_tokens=False)["input_ids"] for a in answers]
-        if any(not a for a in ids):
-            raise ValueError("an answer tokenizes to nothing")
-        width = max(len(a) for a in ids)
-        padded = torch.tensor([a + [tok.pad_token_id] * (width - len(a)) for a in ids])
-        mask = torch.tensor([[True] * len(a) + [False] * (width - len(a)) for a in ids])
-        return padded, mask
-
-    def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:
-        """Return (B,) summed log-probabilities of each answer given its context (answer tokens only)."""
-        with torch.no_grad():
-            return self.answer_logps(contexts, answers)[0]
 
     @torch.no_grad()
     def generate(
@@ -203,31 +187,43 @@ class FlamingoLMM:
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=False)
         return [_strip_generated(t, self.tokenizer) for t in texts]
 
+    def answer_token_counts(self, answers: list[str]) -> list[int]:
+        """Return how many tokens each answer scores (tokenized alone, as scoring does)."""
+        return [len(self.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
+
+    def prompt_format(self, kind: str, style: str | None = None) -> PromptFormat:
+        """Return OpenFlamingo's evaluation format for task ``kind`` (Flamingo's native format is the same)."""
+        check_style(style or self.default_prompt_style)
+        return OPENFLAMINGO[check_kind(kind)]
+
+    # ---- training ---------------------------------------------------------------------------------------
+    def prepare_training(self, spec: TrainingSpec) -> list[ParamGroup]:
+        """Set what trains under ``spec`` (models/flamingo/training.py); return the optimiser's groups."""
+        groups = training.prepare_training(self.model, self.tokenizer, spec)
+        self.train(True)
+        return groups
+
     def save_pretrained(self, path: str | Path, *, trainable_only: bool = False) -> None:
         """Write the model to ``path`` (safetensors + JSON config + tokenizer)."""
-        from symdpo.models.flamingo.io import save_flamingo
-
         save_flamingo(self, path, trainable_only=trainable_only)
 
+    def save_finetune(self, path: str | Path) -> None:
+        """Write a fine-tune's result: trainable weights over the base, or a full copy once LoRA is merged."""
+        merged = training.finish_training(self.model)  # a merged LM differs from the base: save it whole
+        self.save_pretrained(path, trainable_only=not merged)
 
-def sequence_logps(logits: torch.Tensor, input_ids: torch.Tensor, answer_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (B,) summed log-probs of the tokens where ``answer_mask`` is True and (B,) their counts.
-
-    Token t is predicted by the logits at t-1, so the mask is shifted with the labels.
-    """
-    return masked_logps(logits[:, :-1], input_ids[:, 1:], answer_mask[:, 1:])
-
-
-def masked_logps(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (B,) summed log-probs of ``labels`` where ``mask`` is True, and (B,) their counts.
-
-    ``logits[:, t]`` predicts ``labels[:, t]``. The log-softmax runs over the masked positions only: the
-    context positions never need a full-vocabulary softmax.
-    """
-    logps = torch.log_softmax(logits[mask].float(), dim=-1).gather(-1, labels[mask][:, None]).squeeze(-1)
-    rows = torch.arange(mask.shape[0], device=mask.device)[:, None].expand_as(mask)[mask]
-    summed = torch.zeros(mask.shape[0], device=logits.device, dtype=logps.dtype).index_add(0, rows, logps)
-    return summed, mask.sum(-1)
+    def info(self) -> ModelInfo:
+        """Return the model's family, size, default policy and parts."""
+        m = self.model
+        trainable = {id(p) for p in m.perceiver.parameters()} | {id(p) for p in m.xattn.parameters()}
+        trainable_n = sum(p.numel() for p in m.parameters() if id(p) in trainable)
+        trainable_n += len(training.new_token_rows(self.tokenizer)) * m.lm.get_input_embeddings().weight.shape[1]
+        parts = {"vision": m.vision, "perceiver": m.perceiver, "cross-attention": m.xattn, "lm": m.lm}
+        return ModelInfo(
+            family=f"flamingo ({len(m.xattn)} cross-attention blocks, LM {type(m.lm).__name__})",
+            parameters=sum(p.numel() for p in m.parameters()), trainable=trainable_n,
+            default_policy="openflamingo", parts={k: sum(p.numel() for p in v.parameters()) for k, v in parts.items()},
+            prompt_style=self.default_prompt_style, end_of_chunk=self.end_of_chunk)
 
 
 def _strip_generated(text: str, tokenizer) -> str:

@@ -1,9 +1,7 @@
 """`HFInterleavedLMM`: the interleaved-model interface (models/interface.py) over a transformers LMM.
 
-Same methods and attributes as `FlamingoLMM`, so the training recipes and the eval runner take it unchanged:
-``end_of_chunk``, ``tokenize``, ``answer_logps``, ``pair_logps``, ``score``, ``generate``, ``save_pretrained``,
-``model`` (an `HFModule`), ``tokenizer``, ``device``, ``source``. Inputs are built by the model's own
-processor; the answer is tokenized alone and appended, so exactly its tokens are scored.
+Inputs are built by the model's own processor; the answer is tokenized alone and appended, so exactly its
+tokens are scored. ``module`` is the transformers model itself: its parameter names are its own.
 """
 
 from __future__ import annotations
@@ -12,11 +10,13 @@ from pathlib import Path
 
 import torch
 
-from symdpo.models.flamingo.lmm import sequence_logps
-from symdpo.models.hf.families import AGNOSTIC_END, Family, choose_end_marker, family_of
+from symdpo.models.hf import training
+from symdpo.models.hf.families import Family, choose_end_marker, family_of, find_path, get_path
 from symdpo.models.hf.inputs import Batch, Encoder
-from symdpo.models.hf.recipe import HFModule, RecipeTokenizer
-from symdpo.models.interface import Context
+from symdpo.models.hf.io import save_hf
+from symdpo.models.interface import Context, ModelInfo, ParamGroup, SharedMethods, TrainingSpec
+from symdpo.models.prompts import AGNOSTIC_END, OPENFLAMINGO, PromptFormat, check_kind, check_style
+from symdpo.models.scoring import sequence_logps
 
 
 def model_max_length(hf) -> int:
@@ -28,28 +28,39 @@ def model_max_length(hf) -> int:
     return 2048
 
 
-class HFInterleavedLMM:
+class HFInterleavedLMM(SharedMethods):
     """A transformers interleaved LMM with its processor, speaking in contexts and strings."""
 
+    takes_image_features = False  # its processor tiles and resizes each image itself: contexts carry images
+
     def __init__(self, hf, processor, *, family: Family | None = None, end_of_chunk: str | None = None,
-                 max_length: int | None = None, prompt_templates: dict | None = None, source: str | None = None):
-        self.family = family or family_of(hf)
+                 max_length: int | None = None, prompts: dict[str, PromptFormat] | None = None,
+                 default_prompt_style: str = "native", source: str | None = None):
+        self.spec = family or family_of(hf)
+        self.family = self.spec.name
         self.processor = processor
-        self.end_of_chunk = end_of_chunk or choose_end_marker(self.family, processor.tokenizer)
-        self.model = HFModule(hf, self.family)
-        self.tokenizer = RecipeTokenizer(processor.tokenizer, end_of_chunk=self.end_of_chunk,
-                                         image_token=self.family.image_token)
+        self.tokenizer = processor.tokenizer
+        self.end_of_chunk = end_of_chunk or choose_end_marker(self.spec, processor.tokenizer)
+        self.hf = hf
         self.max_length = max_length or model_max_length(hf)
-        self.encoder = Encoder(self.family, processor, end_of_chunk=self.end_of_chunk, max_length=self.max_length)
-        self.prompt_templates = prompt_templates or {}
+        self.encoder = Encoder(self.spec, processor, end_of_chunk=self.end_of_chunk, max_length=self.max_length)
+        self.prompts = dict(prompts or OPENFLAMINGO)
+        self.default_prompt_style = check_style(default_prompt_style)
         self.source = source
         tok = processor.tokenizer
         if tok.pad_token_id is None:  # left padding needs a pad id; masked everywhere, so any token serves
             tok.pad_token = tok.eos_token
 
     @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+    def module(self) -> torch.nn.Module:
+        """The transformers model (every parameter, under its own name)."""
+        return self.hf
+
+    def _set_module(self, module: torch.nn.Module) -> None:
+        self.hf = module
+
+    def _frozen_eval(self) -> list[torch.nn.Module]:
+        return [get_path(self.hf, self.spec.vision)]
 
     # ---- inputs -------------------------------------------------------------------------------------------
     def tokenize(self, contexts: list[Context], answers: list[str] | None = None, *, reserve: int = 0) -> Batch:
@@ -59,8 +70,8 @@ class HFInterleavedLMM:
     def _forward(self, batch: Batch) -> torch.Tensor:
         inputs = batch.model_inputs(self.device)
         if "pixel_values" in inputs:  # processors give float32; a bf16 model wants its own dtype
-            inputs["pixel_values"] = inputs["pixel_values"].to(next(self.model.hf.parameters()).dtype)
-        return self.model.hf(**inputs, use_cache=False).logits
+            inputs["pixel_values"] = inputs["pixel_values"].to(next(self.hf.parameters()).dtype)
+        return self.hf(**inputs, use_cache=False).logits
 
     # ---- the interface ---------------------------------------------------------------------------------
     def answer_logps(self, contexts: list[Context], answers: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,11 +97,6 @@ class HFInterleavedLMM:
         b = len(contexts)
         return logps[:b], logps[b:], counts[:b], counts[b:]
 
-    def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:
-        """Return (B,) summed log-probabilities of each answer given its context (answer tokens only)."""
-        with torch.no_grad():
-            return self.answer_logps(contexts, answers)[0]
-
     def stop_token_ids(self) -> list[int]:
         """Return the token ids generation stops at: the end marker (when one token) and the EOS."""
         tok = self.processor.tokenizer
@@ -115,12 +121,12 @@ class HFInterleavedLMM:
         batch = self.tokenize(contexts, reserve=max_new_tokens)
         inputs = batch.model_inputs(self.device)
         if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(next(self.model.hf.parameters()).dtype)
+            inputs["pixel_values"] = inputs["pixel_values"].to(next(self.hf.parameters()).dtype)
         tok = self.processor.tokenizer
         config = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams, length_penalty=length_penalty,
                                   do_sample=False, eos_token_id=self.stop_token_ids(), pad_token_id=tok.pad_token_id,
                                   bos_token_id=tok.bos_token_id)
-        out = self.model.hf.generate(**inputs, generation_config=config)
+        out = self.hf.generate(**inputs, generation_config=config)
         new = out[:, batch.input_ids.shape[1]:]
         texts = tok.batch_decode(new, skip_special_tokens=False)
         return [self._strip(t) for t in texts]
@@ -133,8 +139,60 @@ class HFInterleavedLMM:
                 text = text.replace(special, "")
         return text
 
+    def answer_token_counts(self, answers: list[str]) -> list[int]:
+        """Return how many tokens each answer scores (tokenized alone, as scoring does)."""
+        return [len(self.encoder.answer_ids(a)) for a in answers]
+
+    def image_features(self, images: list) -> torch.Tensor:
+        """Return (N, v, D) vision-tower features of images (the last hidden state, for retrieval and caches)."""
+        from symdpo.models.hf.inputs import to_pil
+
+        tower = get_path(self.hf, self.spec.vision)
+        feats = []
+        with torch.no_grad():
+            for im in images:
+                batch = self.tokenize([[to_pil(im)]])
+                pixels = batch.extras["pixel_values"].to(self.device, next(tower.parameters()).dtype)
+                kwargs = {"grid_thw": batch.extras["image_grid_thw"].to(self.device)} if "image_grid_thw" in batch.extras else {}
+                out = tower(pixels.flatten(0, 1) if pixels.ndim == 5 else pixels, **kwargs)
+                hidden = out if isinstance(out, torch.Tensor) else getattr(out, "last_hidden_state", out[0])
+                feats.append(hidden.reshape(-1, hidden.shape[-1]).float())
+        width = max(f.shape[0] for f in feats) if feats else 1
+        return torch.stack([torch.nn.functional.pad(f, (0, 0, 0, width - f.shape[0])) for f in feats]) if feats \
+            else torch.zeros(0, 1, 1)
+
+    def prompt_format(self, kind: str, style: str | None = None) -> PromptFormat:
+        """Return the family's format for task ``kind``: its own (``native``) or OpenFlamingo's wording."""
+        style = check_style(style or self.default_prompt_style)
+        return (self.prompts if style == "native" else OPENFLAMINGO)[check_kind(kind)]
+
+    # ---- training ---------------------------------------------------------------------------------------
+    def prepare_training(self, spec: TrainingSpec) -> list[ParamGroup]:
+        """Set what trains under ``spec`` (models/hf/training.py); return the optimiser's groups."""
+        groups = training.prepare_training(self.hf, self.spec, spec)
+        self.train(True)
+        return groups
+
     def save_pretrained(self, path: str | Path, *, trainable_only: bool = False) -> None:
         """Write the model to ``path`` (HF weights + processor + our config; or trainable weights over a base)."""
-        from symdpo.models.hf.io import save_hf
-
         save_hf(self, path, trainable_only=trainable_only)
+
+    def save_finetune(self, path: str | Path) -> None:
+        """Write a fine-tune's result: trainable weights over the base, or a full copy once LoRA is merged."""
+        merged = training.merge_lora(self.hf)
+        self.save_pretrained(path, trainable_only=not merged)
+
+    def info(self) -> ModelInfo:
+        """Return the model's family, size, default policy and parts."""
+        hf, fam = self.hf, self.spec
+        parts = {"vision": [find_path(hf, fam.vision)], "connector": [find_path(hf, p) for p in fam.connector],
+                 "cross-attention": [find_path(hf, p) for p in fam.xattn], "lm": [find_path(hf, fam.lm)]}
+        sizes = {k: sum(p.numel() for m in ms if m is not None for p in m.parameters()) for k, ms in parts.items()}
+        if fam.default_policy == "lora":
+            trainable = 0  # adapters do not exist before training
+        else:
+            trainable = sizes["connector"] + sizes["cross-attention"]
+        return ModelInfo(family=f"{fam.name} ({type(hf).__name__})", parameters=sum(p.numel() for p in hf.parameters()),
+                         trainable=trainable, default_policy=fam.default_policy,
+                         parts={k: v for k, v in sizes.items() if v}, prompt_style=self.default_prompt_style,
+                         end_of_chunk=self.end_of_chunk)

@@ -20,10 +20,6 @@ import torch
 
 from symdpo.models.interface import context_text
 
-# The model-agnostic end-of-answer marker written by the OpenFlamingo-style prompts (eval) and records; the
-# adapter maps it to the family's own marker.
-AGNOSTIC_END = "<|endofchunk|>"
-
 
 @dataclass(frozen=True)
 class Family:
@@ -36,19 +32,29 @@ class Family:
     image_token: str  # the token the processor expands per image (its embedding row is the "<image>" row)
     placeholder: str | None  # text standing for one image in the processor's text; None: IDEFICS prompt lists
     end_markers: tuple[str, ...]
-    default_policy: str  # see policies.py
+    default_policy: str  # see training.py
     lora_targets: tuple[str, ...]  # LM module names LoRA wraps
     vision: str  # attribute path of the vision tower under the HF model
     connector: tuple[str, ...]  # vision-to-LM bridge (perceiver / projector / merger)
     xattn: tuple[str, ...]  # gated cross-attention (IDEFICS v1 only)
-    lm: str | None  # the language model (decoder stack); None: IDEFICS v1 keeps it inline (see recipe.py)
+    lm: str  # the language model's decoder stack (LoRA goes here, never into the cross-attention)
     encode: Callable  # (processor, items: list[str | PIL]) -> (ids, per-row image tensors)
     collate: Callable  # (rows' image tensors, padded input_ids, processor) -> model kwargs
+    gates: tuple[str, ...] = ()  # names of the cross-attention gate parameters (under ``xattn``)
+    new_tokens: tuple[str, ...] = ()  # modules holding the embeddings of tokens the family added (trained)
 
 
 def get_path(module: torch.nn.Module, path: str) -> torch.nn.Module:
     """Return the submodule at dotted ``path`` (``""`` is the module itself)."""
     return module.get_submodule(path) if path else module
+
+
+def find_path(module: torch.nn.Module, path: str) -> torch.nn.Module | None:
+    """Return the submodule at dotted ``path``, or None when the model has none there."""
+    try:
+        return get_path(module, path)
+    except AttributeError:
+        return None
 
 
 # ---- row encoding ---------------------------------------------------------------------------------------------
@@ -134,8 +140,9 @@ FAMILIES: dict[str, Family] = {
     for f in [
         Family("idefics", ("IdeficsForVisionText2Text",), "IdeficsProcessor", "IdeficsImageProcessorPil", "<image>",
                None, ("<end_of_utterance>", "\n"), "connector", ("q_proj", "k_proj", "v_proj", "o_proj"),
-               "model.vision_model", ("model.perceiver_resampler",), ("model.gated_cross_attn_layers",), None,
-               encode_idefics, collate_idefics),
+               "model.vision_model", ("model.perceiver_resampler",), ("model.gated_cross_attn_layers",), "model.layers",
+               encode_idefics, collate_idefics, gates=("alpha_cross_attn", "alpha_dense"),
+               new_tokens=("model.embed_tokens.additional_embedding", "lm_head.additional_fc")),
         Family("idefics3", ("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"), "Idefics3Processor",
                "Idefics3ImageProcessorPil", "<image>", "<image>", ("<end_of_utterance>",), "lora",
                ("q_proj", "k_proj", "v_proj", "o_proj"), "model.vision_model", ("model.connector",), (),

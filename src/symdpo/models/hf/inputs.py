@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-from symdpo.models.hf.families import AGNOSTIC_END, Family
+from symdpo.models.hf.families import Family
+from symdpo.models.prompts import AGNOSTIC_END
 
 log = logging.getLogger("symdpo.models.hf")
 

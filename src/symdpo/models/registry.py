@@ -1,0 +1,63 @@
+"""The one place that turns a name into a model: Flamingo and HF presets, ``hf:<hub id>``, saved folders.
+
+`load_model(name_or_path)` returns an `InterleavedModel`; a fine-tune folder names its base (a preset or a
+full save), which is loaded first through this same function. `presets()` lists every preset of every family.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from symdpo.models.errors import UnknownModelError
+from symdpo.models.flamingo.presets import PRESETS as FLAMINGO_PRESETS
+from symdpo.models.hf.presets import HF_PRESETS, is_hf_name
+
+
+@dataclass(frozen=True)
+class PresetRow:
+    """One line of ``symdpo model presets``."""
+
+    name: str
+    family: str
+    source: str  # hub repository of the weights, or "offline"
+    description: str
+
+
+def presets() -> list[PresetRow]:
+    """Return every preset of every family, Flamingo first."""
+    rows = [PresetRow(p.name, "flamingo", p.checkpoint or "offline", p.description) for p in FLAMINGO_PRESETS.values()]
+    rows += [PresetRow(p.name, p.family, p.repo or "offline", p.description) for p in HF_PRESETS.values()]
+    return rows
+
+
+def preset_names() -> list[str]:
+    """Return the names of every preset."""
+    return [p.name for p in presets()]
+
+
+def load_model(name_or_path: str | Path, *, dtype: str | None = None, trust_remote_code: bool | None = None):
+    """Return the model of a preset name, an ``hf:<hub id>``, or a directory written by ``save_pretrained``.
+
+    HF-native families (IDEFICS, Idefics3/SmolVLM, Qwen2-VL, ``hf:<hub id>``) load without remote code unless
+    ``trust_remote_code`` (or env SYMDPO_TRUST_REMOTE_CODE=1) allows it.
+    """
+    from symdpo.models.flamingo.loading import is_flamingo_dir, load_flamingo_dir, load_flamingo_preset
+    from symdpo.models.hf.loading import is_hf_dir, load_hf, load_hf_dir
+
+    name = str(name_or_path)
+    path = Path(name_or_path)
+    if path.is_dir():
+        if is_hf_dir(path):
+            return load_hf_dir(path, dtype=dtype, trust_remote_code=bool(trust_remote_code), load_base=load_model)
+        if is_flamingo_dir(path) or (path / "config.json").is_file():
+            return load_flamingo_dir(path, dtype=dtype, load_base=load_model)
+        raise UnknownModelError(f"{path}: a directory but not a symdpo model (no config.json); "
+                                "give a preset name or a folder written by symdpo")
+    if is_hf_name(name):
+        return load_hf(name, dtype=dtype, trust_remote_code=trust_remote_code)
+    if name in FLAMINGO_PRESETS:
+        return load_flamingo_preset(name, dtype=dtype)
+    hint = f" (and {name} is not a directory)" if any(s in name for s in "/\\.") or os.sep in name else ""
+    raise UnknownModelError(f"unknown model {name!r}{hint}; presets: {', '.join(preset_names())}")

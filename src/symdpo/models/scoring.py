@@ -1,0 +1,54 @@
+"""Masked log-prob helpers shared by every family: answer tokens only, never the context or padding."""
+
+from __future__ import annotations
+
+import torch
+
+
+def sequence_logps(logits: torch.Tensor, input_ids: torch.Tensor, answer_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (B,) summed log-probs of the tokens where ``answer_mask`` is True and (B,) their counts.
+
+    Token t is predicted by the logits at t-1, so the mask is shifted with the labels.
+    """
+    return masked_logps(logits[:, :-1], input_ids[:, 1:], answer_mask[:, 1:])
+
+
+def masked_logps(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (B,) summed log-probs of ``labels`` where ``mask`` is True, and (B,) their counts.
+
+    ``logits[:, t]`` predicts ``labels[:, t]``. The log-softmax runs over the masked positions only: the
+    context positions never need a full-vocabulary softmax.
+    """
+    logps = torch.log_softmax(logits[mask].float(), dim=-1).gather(-1, labels[mask][:, None]).squeeze(-1)
+    rows = torch.arange(mask.shape[0], device=mask.device)[:, None].expand_as(mask)[mask]
+    summed = torch.zeros(mask.shape[0], device=logits.device, dtype=logps.dtype).index_add(0, rows, logps)
+    return summed, mask.sum(-1)
+
+
+def right_padded(tokenizer, answers: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (B, A) token ids of the answers (each tokenized alone), right-padded, and their (B, A) bool mask."""
+    ids = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers]
+    for i, a in enumerate(ids):
+        if not a:
+            raise ValueError(f"answer {i} ({answers[i]!r}) tokenizes to nothing")
+    width = max(len(a) for a in ids)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    padded = torch.tensor([a + [pad] * (width - len(a)) for a in ids])
+    mask = torch.tensor([[True] * len(a) + [False] * (width - len(a)) for a in ids])
+    return padded, mask
+
+
+def tree_mask(context_mask: torch.Tensor, chosen_mask: torch.Tensor, rejected_mask: torch.Tensor) -> torch.Tensor:
+    """Return the (B, T, T) bool visibility of rows laid out context + chosen + rejected (True: may attend).
+
+    Causal, except that an answer never sees the other answer; padding keys are never seen; a padding query
+    sees itself (its output is unused), so no attention row is empty.
+    """
+    n_ctx, n_ch, n_rj = context_mask.shape[1], chosen_mask.shape[1], rejected_mask.shape[1]
+    branch = torch.tensor([0] * n_ctx + [1] * n_ch + [2] * n_rj)  # 0 context, 1 chosen, 2 rejected
+    total = len(branch)
+    visible = torch.ones(total, total, dtype=torch.bool).tril()
+    visible &= (branch[None, :] == 0) | (branch[:, None] == branch[None, :])
+    keys = torch.cat([context_mask.bool(), chosen_mask.bool(), rejected_mask.bool()], 1)
+    visible = visible[None] & keys[:, None, :]
+    return visible | torch.eye(total, dtype=torch.bool)

@@ -1,0 +1,167 @@
+"""The model seam: every family answers the same protocol, decides what trains, and nothing reaches past it.
+
+Compared against: the parameter names of the transformers models themselves (IDEFICS' ``gated_cross_attn_layers``
+and ``alpha_*`` gates, Qwen2-VL's ``visual.merger``, Idefics3's ``connector``) and Python's own ``ast`` reading
+of our sources for the import graph.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from symdpo.models.interface import POLICIES, InterleavedModel, TrainingSpec
+from symdpo.models.registry import load_model, presets
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "symdpo"
+TINY = ["tiny", "tiny-scratch", "tiny-idefics", "tiny-idefics3", "tiny-smolvlm", "tiny-qwen2-vl", "tiny-qwen2.5-vl"]
+HF_TINY = ["tiny-idefics", "tiny-idefics3", "tiny-qwen2-vl"]
+
+
+# ---- the import graph -------------------------------------------------------------------------------------
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Return every symdpo module ``path`` imports, at the top or inside functions (relative imports resolved)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("symdpo")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("symdpo"):
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    files = {module_name(p): p for p in SRC.rglob("*.py")}
+    return {m: {i for i in imports_of(p) if i in files and i != m} for m, p in files.items()}
+
+
+def test_no_import_cycle_inside_models():
+    g = {m: {i for i in deps if i.startswith("symdpo.models")} for m, deps in graph().items()
+         if m.startswith("symdpo.models")}
+    state: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(g.get(m, ())):
+            if state.get(d) == 1:
+                cycle = stack[stack.index(d):] + [d] if d in stack else [m, d]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if d not in state:
+                visit(d, stack + [d])
+        state[m] = 2
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m, [m])
+
+
+def test_pipeline_stages_never_import_a_family():
+    stages = ("symdpo.train", "symdpo.eval", "symdpo.data", "symdpo.infer", "symdpo.demo")
+    bad = [(m, i) for m, deps in graph().items() if m.startswith(stages) for i in deps
+           if i.startswith(("symdpo.models.flamingo", "symdpo.models.hf"))]
+    assert not bad
+
+
+# ---- the protocol, per family ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["tiny", *HF_TINY])
+def test_every_family_implements_the_protocol(name):
+    lmm = load_model(name)
+    assert isinstance(lmm, InterleavedModel)
+    for kind in ("vqa", "caption"):
+        for style in ("native", "openflamingo"):
+            fmt = lmm.prompt_format(kind, style)
+            assert "{image}" in fmt.query and "{end}" in fmt.demo
+    with pytest.raises(ValueError, match="unknown prompt style"):
+        lmm.prompt_format("vqa", "chatml")
+
+
+def _groups(name: str, policy: str | None, **spec):
+    lmm = load_model(name)
+    groups = lmm.prepare_training(TrainingSpec(policy=policy, weight_decay=0.1, **spec))
+    decay, no_decay = groups
+    assert decay.weight_decay == 0.1 and no_decay.weight_decay == 0.0
+    trainable = {n for n, p in lmm.module.named_parameters() if p.requires_grad}
+    assert set(decay.names) | set(no_decay.names) == trainable and not set(decay.names) & set(no_decay.names)
+    return lmm, decay.names, no_decay.names
+
+
+def test_flamingo_groups_per_policy():
+    _, decay, rest = _groups("tiny", "openflamingo")
+    assert decay and all(n.startswith("xattn.") for n in decay)
+    assert {n.split(".")[0] for n in rest} == {"perceiver", "new_rows"}  # no LM weight, no embedding matrix
+    _, decay, rest = _groups("tiny", "connector")
+    assert {n.split(".")[0] for n in decay + rest} == {"xattn", "perceiver"}
+    _, decay, rest = _groups("tiny", "full")
+    assert not any(n.startswith("vision.") for n in rest) and any(n.startswith("lm.") for n in rest)
+    assert all(n.startswith("xattn.") for n in decay)
+    _, decay, rest = _groups("tiny", "lora")
+    assert any("lora_" in n for n in rest) and all(n.startswith("xattn.") for n in decay)
+
+
+def test_idefics_openflamingo_policy_is_the_papers_setup():
+    """IDEFICS-9B in the paper: perceiver resampler and gated cross-attention train, decay on the latter only."""
+    lmm, decay, rest = _groups("tiny-idefics", None, gate_init=0.25)
+    assert decay and all(n.startswith("model.gated_cross_attn_layers.") for n in decay)
+    assert rest and all(n.startswith("model.perceiver_resampler.") for n in rest)
+    gates = [p for n, p in lmm.module.named_parameters() if n.rpartition(".")[2] in ("alpha_cross_attn", "alpha_dense")]
+    assert gates and all(torch.all(g == 0.25) for g in gates)
+    assert not any("embed_tokens" in n for n in decay + rest)  # no embedding row: the tiny model adds no tokens
+
+
+@pytest.mark.parametrize(("name", "connector"), [("tiny-idefics3", "model.connector."),
+                                                 ("tiny-qwen2-vl", "model.visual.merger.")])
+def test_projector_families_groups(name, connector):
+    _, decay, rest = _groups(name, "connector")
+    assert decay and all(n.startswith(connector) for n in decay + rest)
+    assert all(n.endswith("weight") for n in decay) and not any("norm" in n for n in decay)
+    _, decay, rest = _groups(name, None)  # the default: LoRA on the language model only
+    assert decay + rest and all("lora_" in n for n in decay + rest)
+    assert not any("visual" in n or "vision" in n for n in decay + rest)
+    _, decay, rest = _groups(name, "full")
+    assert not any(n.startswith(("model.visual.blocks", "model.vision_model")) for n in decay + rest)
+    assert any(n.startswith(connector) for n in decay + rest) and any("embed_tokens" in n for n in decay + rest)
+
+
+def test_gate_init_on_a_family_without_gates_is_refused():
+    with pytest.raises(ValueError, match="model.gate_init: the qwen2_vl family has no cross-attention gates"):
+        load_model("tiny-qwen2-vl").prepare_training(TrainingSpec(policy="connector", gate_init=0.5))
+
+
+def test_policies_are_the_config_choices():
+    from typing import get_args
+
+    from symdpo.train.config import ModelSection
+
+    choices = next(a for a in get_args(ModelSection.model_fields["policy"].annotation) if a is not type(None))
+    assert set(get_args(choices)) == set(POLICIES)
+
+
+# ---- the CLI over every family ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", TINY)
+def test_model_info_on_every_tiny_preset(name):
+    from symdpo.models.cli import app
+
+    res = CliRunner().invoke(app, ["info", name])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "Traceback" not in res.output and "parameters" in res.output and "default policy" in res.output
+
+
+def test_model_presets_lists_every_family():
+    from symdpo.models.cli import app
+
+    res = CliRunner().invoke(app, ["presets"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    families = {p.family for p in presets()}
+    assert families >= {"flamingo", "idefics", "idefics3", "qwen2_vl"}
+    for p in presets():
+        assert p.name in res.output
