@@ -1,6 +1,13 @@
 """DPO optimiser-step time, shared-prefix vs naive, and peak memory, precomputed vs live reference.
 
-    .venv/bin/python benchmarks/dpo_step.py            # ~1-2 min on 2 CPU cores
+    .venv/bin/python benchmarks/dpo_step.py                      # ~1-2 min on 2 CPU cores
+    .venv/bin/python benchmarks/dpo_step.py --family qwen2-vl    # the same through an HF family's seam
+    .venv/bin/python benchmarks/dpo_step.py --family idefics
+
+HF families (``--family qwen2-vl | idefics | idefics3``): random models of the same widths and depth (384-wide
+6-layer LM, 50,280-token vocabulary, 4-layer 256-wide vision tower at 224 px), each fed by its own processor
+(Qwen2-VL: 64 merged patches per image; IDEFICS: 64 resampled latents through gated cross-attention before
+every layer), trained with the family's default policy.
 
 Model: a small random Flamingo with realistic *shapes* where they decide the costs — a 1024-token context
 holding 8 images (224 px, 256 CLIP patches each, 64 perceiver latents), cross-attention before every
@@ -54,15 +61,69 @@ def build():
     return lmm
 
 
+def build_hf(family: str):
+    """Return a random HF-family model of the benchmark's widths, with its own processor, trainable set on."""
+    import transformers as tf
+
+    from symdpo.models.hf.adapter import HFInterleavedLMM
+    from symdpo.models.hf.families import FAMILIES
+    from symdpo.models.hf.tiny import image_only, tiny_processor
+    from symdpo.models.interface import TrainingSpec
+
+    name = {"qwen2-vl": "qwen2_vl", "idefics": "idefics", "idefics3": "idefics3"}[family]
+    tok = tiny_processor(name).tokenizer
+    ids = dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    text = dict(vocab_size=VOCAB, hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6,
+                num_key_value_heads=6, max_position_embeddings=4096, **ids)
+    torch.manual_seed(0)
+    if name == "qwen2_vl":
+        processor = image_only(tf.Qwen2VLProcessor)(
+            image_processor=tf.Qwen2VLImageProcessorPil(min_pixels=224 * 224, max_pixels=224 * 224), tokenizer=tok)
+        rope = {"rope_type": "default", "mrope_section": [8, 12, 12], "rope_theta": 10000.0}
+        cfg = tf.Qwen2VLConfig(text_config=dict(rope_parameters=rope, **text),
+                               vision_config=dict(depth=4, embed_dim=256, hidden_size=384, num_heads=4, mlp_ratio=4,
+                                                  patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
+                               image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
+                               video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
+                               vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"))
+        hf = tf.Qwen2VLForConditionalGeneration(cfg)
+    elif name == "idefics":
+        processor = tf.IdeficsProcessor(tf.IdeficsImageProcessorPil(image_size=224), tok, image_size=224)
+        cfg = tf.IdeficsConfig(**text, vision_config=dict(embed_dim=256, image_size=224, patch_size=14,
+                                                          num_hidden_layers=4, num_attention_heads=4,
+                                                          intermediate_size=1024),
+                               perceiver_config=dict(resampler_n_latents=64, resampler_depth=2, resampler_n_heads=4,
+                                                     resampler_head_dim=32), use_resampler=True, cross_layer_interval=1)
+        hf = tf.IdeficsForVisionText2Text(cfg)
+    else:
+        ip = tf.Idefics3ImageProcessorPil(size={"longest_edge": 224}, max_image_size={"longest_edge": 224})
+        processor = tf.Idefics3Processor(ip, tok, image_seq_len=64)
+        cfg = tf.Idefics3Config(text_config=dict(model_type="llama", **text), scale_factor=2,
+                                vision_config=dict(hidden_size=256, image_size=224, patch_size=14, num_hidden_layers=4,
+                                                   num_attention_heads=4, intermediate_size=1024),
+                                image_token_id=tok.convert_tokens_to_ids("<image>"))
+        hf = tf.Idefics3ForConditionalGeneration(cfg)
+    lmm = HFInterleavedLMM(hf, processor, family=FAMILIES[name], source="bench")
+    gates = 0.5 if FAMILIES[name].gates else None  # open gates, as the Flamingo build's
+    lmm.groups = lmm.prepare_training(TrainingSpec(weight_decay=0.1, gate_init=gates))
+    return lmm
+
+
 def batch(lmm, seed: int = 0):
     """Return one pair: a ~1024-token context with 8 images, and 1-5 token chosen / rejected answers."""
     g = torch.Generator().manual_seed(seed)
     words = "what colour is the large shape in the middle of this picture and is it round".split()
     demo_q = " ".join(words[i % len(words)] for i in range(40))
+
+    def image():  # Flamingo takes preprocessed pixels; HF processors take images ([0, 1] tensors)
+        if lmm.takes_image_features:
+            return torch.randn(3, 224, 224, generator=g)
+        return torch.rand(3, 224, 224, generator=g)
+
     context = []
     for i in range(7):
-        context += [torch.randn(3, 224, 224, generator=g), f"Question:{demo_q}? Short answer:blarf{i}{EOC}"]
-    context += [torch.randn(3, 224, 224, generator=g), f"Question:{demo_q}? Short answer:"]
+        context += [image(), f"Question:{demo_q}? Short answer:blarf{i}{EOC}"]
+    context += [image(), f"Question:{demo_q}? Short answer:"]
     pad_to_length(lmm, context, 1024)
     n = lmm.tokenize([context]).input_ids.shape[1]
     return [context], ["blarf3" + EOC], ["a b c d" + EOC], n
@@ -90,7 +151,7 @@ def step(lmm, opt, data, *, shared: bool, ref=None):
             rc, rr, _, _ = ref.pair_logps(contexts, chosen, rejected, shared_prefix=shared)
     loss = preference_loss(pc.float(), pr.float(), rc.float(), rr.float(), beta=0.1)[0].mean() - pc.sum() / nc.sum()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_([p for p in lmm.model.parameters() if p.requires_grad], 1.0)
+    torch.nn.utils.clip_grad_norm_([p for p in lmm.module.parameters() if p.requires_grad], 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
 
@@ -101,10 +162,10 @@ def optimizer(lmm):
     return adamw(lmm.groups, lr=1e-5)  # the recipes' AdamW on a CPU (not fused)
 
 
-def time_steps(repeats: int = 3) -> tuple[float, float, int]:
+def time_steps(repeats: int = 3, family: str = "flamingo") -> tuple[float, float, int]:
     """Return (median shared-prefix step s, median naive step s, context tokens), steps interleaved."""
-    lmm = build()
-    lmm.model.train()
+    lmm = build() if family == "flamingo" else build_hf(family)
+    lmm.train(True)
     opt, data = optimizer(lmm), batch(lmm)
     for shared in (True, False):  # warm-up (allocator, first-call costs)
         step(lmm, opt, data, shared=shared)
@@ -119,14 +180,12 @@ def time_steps(repeats: int = 3) -> tuple[float, float, int]:
 
 def child_memory(reference: str) -> None:
     """Print the peak RSS (MiB) above the post-import baseline of 2 training steps with ``reference``."""
-    from symdpo.train.reference import live_reference
-
     base = _rss_mib("VmRSS")
     lmm = build()
-    lmm.model.train()
+    lmm.train(True)
     ref = None
     if reference != "precomputed":
-        ref = live_reference(lmm, share_frozen=reference == "live-shared")
+        ref = lmm.reference_copy(share_frozen=reference == "live-shared")
     opt, data = optimizer(lmm), batch(lmm)
     _release_and_reset_peak()  # the peak then holds the models and the training, not the build's temporaries
     for _ in range(2):
@@ -166,11 +225,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", choices=["precomputed", "live", "live-shared"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--family", default="flamingo", choices=["flamingo", "qwen2-vl", "idefics", "idefics3"])
     args = parser.parse_args()
     if args.child:
         child_memory(args.child)
         return
     torch.manual_seed(0)
+    if args.family != "flamingo":  # the seam's speed for an HF family; memory is the Flamingo figure's story
+        shared, naive, tokens = time_steps(args.repeats, args.family)
+        print(f"{args.family} step time ({tokens}-token context, 8 images, 1-5 token answers, "
+              f"{torch.get_num_threads()} threads): shared-prefix {shared * 1000:.0f} ms, naive {naive * 1000:.0f} ms")
+        print(f"shared-prefix vs naive step time ratio: {naive / shared:.2f}x")
+        return
     mem = {r: memory(r) for r in ("precomputed", "live", "live-shared")}
     print(f"peak memory above baseline: precomputed {mem['precomputed']:.0f} MiB, live (full copy) "
           f"{mem['live']:.0f} MiB, live (shared frozen) {mem['live-shared']:.0f} MiB")

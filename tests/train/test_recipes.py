@@ -42,6 +42,23 @@ def test_precomputed_and_live_reference_agree(pairs, tmp_path):
                 assert a[key] == pytest.approx(b[key], abs=1e-6), (key, a["step"])
 
 
+@pytest.mark.parametrize("name", ["tiny-idefics", "tiny-idefics3", "tiny-qwen2-vl"])
+def test_precomputed_and_live_reference_agree_for_hf_families(pairs, tmp_path, name):
+    """Every family: the stored reference log-probs and a live frozen copy give the same first steps."""
+    from symdpo.train.dpo import train_dpo
+
+    runs = {}
+    for mode in ("precomputed", "live"):
+        out = tmp_path / mode
+        train_dpo(tiny_cfg(pairs, out, f"model.name={name}", f"dpo.reference={mode}", "optim.lr=1e-3"))
+        runs[mode] = read_metrics(out / "metrics.jsonl")
+    first = runs["precomputed"]
+    assert abs(first[0]["rewards/chosen"]) < 1e-5 and abs(first[0]["rewards/rejected"]) < 1e-5
+    for a, b in zip(first, runs["live"], strict=True):
+        for key in ("loss", "loss/dpo", "rewards/chosen", "rewards/rejected"):
+            assert a[key] == pytest.approx(b[key], abs=1e-5), (key, a["step"])
+
+
 def test_trainable_set_and_embedding_mask(pairs, tmp_path):
     """Only perceiver, cross-attention and the new tokens' embedding rows change; decay on xattn only."""
     from symdpo.models.flamingo.training import new_token_rows

@@ -12,6 +12,7 @@ import torch
 
 from symdpo.models.hf import training
 from symdpo.models.hf.families import Family, choose_end_marker, family_of, find_path, get_path
+from symdpo.models.hf.families import text_positions as _text_positions
 from symdpo.models.hf.inputs import Batch, Encoder
 from symdpo.models.hf.io import save_hf
 from symdpo.models.interface import Context, ModelInfo, ParamGroup, SharedMethods, TrainingSpec
@@ -88,14 +89,53 @@ class HFInterleavedLMM(SharedMethods):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return summed log-probs of chosen and rejected answers (B,) each, and their token counts (B,) each.
 
-        Each answer is scored on its own copy of the context: ``shared_prefix`` is accepted for the recipes'
-        sake, but the tree-masked single row Flamingo uses is not built for HF families (their image
-        placeholders and multimodal rope positions would each need their own layout); values and gradients
-        are the same either way.
+        With ``shared_prefix`` each row is one sequence, context + chosen + rejected, under a tree-shaped
+        attention mask (the rejected answer sees the context, never the chosen one) and with both answers at
+        the positions that follow the context (Qwen-VL: its M-RoPE positions for the context, text positions
+        after it; IDEFICS: every answer token attends to the context's last image, the processor's rule). The
+        context and its images are encoded once. Otherwise each answer is scored on its own copy of the
+        context. Both give the same values and gradients (tests/models/hf/test_hf_shared_prefix.py).
         """
-        logps, counts = self.answer_logps(contexts + contexts, chosen + rejected)
-        b = len(contexts)
-        return logps[:b], logps[b:], counts[:b], counts[b:]
+        if not shared_prefix:
+            logps, counts = self.answer_logps(contexts + contexts, chosen + rejected)
+            b = len(contexts)
+            return logps[:b], logps[b:], counts[:b], counts[b:]
+        return self._tree_pair_logps(contexts, chosen, rejected)
+
+    def _tree_pair_logps(self, contexts, chosen, rejected):
+        from symdpo.models.scoring import masked_logps, tree_mask
+
+        enc = self.encoder
+        ch = [enc.answer_ids(a) for a in chosen]
+        rj = [enc.answer_ids(a) for a in rejected]
+        ctx = enc.batch(contexts, reserve=[max(len(c), len(r)) for c, r in zip(ch, rj, strict=True)])
+        n_ch, n_rj = max(map(len, ch)), max(map(len, rj))
+        pad = self.tokenizer.pad_token_id
+
+        def right(rows, width):
+            ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+            return ids, torch.tensor([[True] * len(r) + [False] * (width - len(r)) for r in rows])
+
+        ch_ids, ch_mask = right(ch, n_ch)
+        rj_ids, rj_mask = right(rj, n_rj)
+        input_ids = torch.cat([ctx.input_ids, ch_ids, rj_ids], 1)
+        extras = self.spec.collate(ctx.row_extras, input_ids, self.processor)  # image masks / token types of the row
+        positions = (self.spec.positions or _text_positions)(self.hf, ctx, (n_ch, n_rj))
+        dev = self.device
+        dtype = next(self.hf.parameters()).dtype
+        if torch.is_autocast_enabled(dev.type):
+            dtype = torch.get_autocast_dtype(dev.type)
+        visible = tree_mask(ctx.attention_mask, ch_mask, rj_mask)
+        additive = torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)
+        inputs = {"input_ids": input_ids.to(dev), "attention_mask": additive[:, None].to(dev),
+                  "position_ids": positions.to(dev), **{k: v.to(dev) for k, v in extras.items()}}
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(next(self.hf.parameters()).dtype)
+        logits = self.hf(**inputs, use_cache=False, logits_to_keep=1 + n_ch + n_rj).logits
+        first = logits[:, :1]  # the context's last token predicts both answers' first token
+        c_sum, c_n = masked_logps(torch.cat([first, logits[:, 1:n_ch]], 1), ch_ids.to(dev), ch_mask.to(dev))
+        r_sum, r_n = masked_logps(torch.cat([first, logits[:, 1 + n_ch:-1]], 1), rj_ids.to(dev), rj_mask.to(dev))
+        return c_sum, r_sum, c_n, r_n
 
     def stop_token_ids(self) -> list[int]:
         """Return the token ids generation stops at: the end marker (when one token) and the EOS."""

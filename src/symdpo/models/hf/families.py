@@ -40,6 +40,7 @@ class Family:
     lm: str  # the language model's decoder stack (LoRA goes here, never into the cross-attention)
     encode: Callable  # (processor, items: list[str | PIL]) -> (ids, per-row image tensors)
     collate: Callable  # (rows' image tensors, padded input_ids, processor) -> model kwargs
+    positions: Callable | None = None  # (hf, context batch, answer widths) -> position ids of a tree row
     gates: tuple[str, ...] = ()  # names of the cross-attention gate parameters (under ``xattn``)
     new_tokens: tuple[str, ...] = ()  # modules holding the embeddings of tokens the family added (trained)
 
@@ -135,6 +136,24 @@ def collate_qwen2_vl(rows: list[dict], input_ids: torch.Tensor, processor) -> di
     return out
 
 
+# ---- positions of a shared-context row (context, then both answers from the same position) -------------------
+def text_positions(hf, ctx, widths: tuple[int, int]) -> torch.Tensor:
+    """Return (B, T) 1-D positions: the context's from its padding mask, each answer continuing the context."""
+    mask = ctx.attention_mask
+    start = mask.sum(1, keepdim=True)
+    return torch.cat([(mask.cumsum(-1) - 1).clamp(min=0)] + [start + torch.arange(w) for w in widths], 1)
+
+
+def mrope_positions(hf, ctx, widths: tuple[int, int]) -> torch.Tensor:
+    """Return (3, B, T) M-RoPE positions (Qwen-VL): the model's own for the context, text positions after it."""
+    if "image_grid_thw" not in ctx.extras:
+        return text_positions(hf, ctx, widths)
+    pos, _ = hf.model.get_rope_index(ctx.input_ids, mm_token_type_ids=ctx.extras["mm_token_type_ids"],
+                                     image_grid_thw=ctx.extras["image_grid_thw"], attention_mask=ctx.attention_mask)
+    last = pos[:, :, -1:]  # contexts are left-padded: the last column is every row's last real token
+    return torch.cat([pos] + [last + 1 + torch.arange(w) for w in widths], 2)
+
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
@@ -152,7 +171,7 @@ FAMILIES: dict[str, Family] = {
                "<|vision_start|><|image_pad|><|vision_end|>", ("<|im_end|>",), "lora",
                ("q_proj", "k_proj", "v_proj", "o_proj"), "model.visual", ("model.visual.merger",), (),
                "model.language_model", _encode_with("<|vision_start|><|image_pad|><|vision_end|>", nested=False),
-               collate_qwen2_vl),
+               collate_qwen2_vl, positions=mrope_positions),
     ]
 }
 

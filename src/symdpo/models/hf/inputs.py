@@ -23,6 +23,7 @@ class Batch:
     answer_mask: torch.Tensor  # (B, T) True on answer tokens only (never prompt, image or padding tokens)
     extras: dict = field(default_factory=dict)  # pixel_values etc., as the model's forward names them
     dropped: list[int] = field(default_factory=list)  # demonstrations dropped from the front, per row
+    row_extras: list[dict] = field(default_factory=list)  # each row's image tensors before collation
 
     def model_inputs(self, device) -> dict:
         """Return the keyword arguments of the HF model's forward / generate, on ``device``."""
@@ -109,12 +110,13 @@ class Encoder:
                                  f"the model's maximum length {self.max_length}")
             dropped += 1
 
-    def batch(self, contexts: list[list], answers: list[str] | None = None, *, reserve: int = 0) -> Batch:
-        """Return the left-padded batch of ``contexts`` (+ ``answers``), ``reserve`` tokens kept for generation."""
+    def batch(self, contexts: list[list], answers: list[str] | None = None, *, reserve: int | list[int] = 0) -> Batch:
+        """Return the left-padded batch of ``contexts`` (+ ``answers``), ``reserve`` tokens (per row) kept free."""
         rows, masks, extras, dropped = [], [], [], []
         for i, context in enumerate(contexts):
             ans = self.answer_ids(answers[i]) if answers is not None else []
-            ids, ex, n = self.encode(context, reserve + len(ans))
+            free = reserve[i] if isinstance(reserve, list) else reserve
+            ids, ex, n = self.encode(context, free + len(ans))
             rows.append(ids + ans)
             masks.append([False] * len(ids) + [True] * len(ans))
             extras.append(ex)
@@ -123,10 +125,16 @@ class Encoder:
             self.warned = True  # once per model: a long eval would otherwise repeat it for every item
             log.warning("contexts longer than the model's %d tokens: dropped %s demonstration(s) from the front "
                         "(the query is always kept; said once)", self.max_length, max(dropped))
+        batch = self.pad(rows, masks, extras)
+        batch.dropped = dropped
+        return batch
+
+    def pad(self, rows: list[list[int]], masks: list[list[bool]], extras: list[dict]) -> Batch:
+        """Return the left-padded batch of token ``rows`` with their answer masks and collated image inputs."""
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
         attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
         answer_mask = torch.tensor([[False] * (width - len(m)) + m for m in masks])
         model_extras = self.family.collate(extras, input_ids, self.processor)
-        return Batch(input_ids, attention_mask, answer_mask, model_extras, dropped)
+        return Batch(input_ids, attention_mask, answer_mask, model_extras, row_extras=extras)
