@@ -180,7 +180,8 @@ def render_record(record: Record, formats: Mapping[str, PromptFormat], *, end_of
     end with ``end_of_chunk`` (``answer_end``) because evaluation stops there; an SFT record returns its
     target as ``chosen`` and None as ``rejected``.
     """
-    text = "".join(_segment(formats, d.question, d.answer, end_of_chunk) for d in record.context)
+    prefix = formats["caption" if record.query.question is None else "vqa"].prefix
+    text = prefix + "".join(_segment(formats, d.question, d.answer, end_of_chunk) for d in record.context)
     text += _segment(formats, record.query.question, None, end_of_chunk)
     tail = end_of_chunk if answer_end else ""
     if isinstance(record, PreferenceRecord):

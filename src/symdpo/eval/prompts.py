@@ -68,7 +68,7 @@ def render_context(
     if text_only_demos:
         # As the reference: a plain replace over the whole demonstration text.
         context = context.replace(template.image_marker, "")
-    text = context + _format(template.query, template, query)
+    text = template.prefix + context + _format(template.query, template, query)
     images.append(query.image)
     return text, images
 

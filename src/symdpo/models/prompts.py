@@ -8,7 +8,10 @@ cue and ``{answer}``: answers are tokenized alone, so demonstrations and scored 
 Styles: ``openflamingo`` is OpenFlamingo's evaluation wording (``open_flamingo/eval/models/open_flamingo.py``,
 ``get_vqa_prompt`` / ``get_caption_prompt``), the one the SymDPO paper evaluated OpenFlamingo and base IDEFICS
 with; ``native`` is the family's own (its chat format, for instruct models). A family without a native
-format of its own (OpenFlamingo, base IDEFICS) answers ``native`` with OpenFlamingo's.
+format of its own (OpenFlamingo) answers ``native`` with OpenFlamingo's.
+
+A demonstration ends with ``{end}`` (plus the newlines a chat template writes after a turn): that is where
+a too-long context is cut, whole demonstrations from the front, the ``prefix`` kept.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class PromptFormat:
     image_marker: str = IMAGE_MARKER
     end_of_chunk: str = AGNOSTIC_END
     separator: str = "\n"  # written after every demonstration in evaluation (OpenFlamingo's join)
+    prefix: str = ""  # written once before the first demonstration (a chat model's system turn)
 
     def to_dict(self) -> dict[str, str]:
         """Return the format as a JSON-ready dict (saved with a model)."""

@@ -21,7 +21,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from symdpo.models.prompts import KINDS
+from symdpo.models.prompts import AGNOSTIC_END, KINDS
 from symdpo.train import checkpointing as ckpt
 from symdpo.train.config import TrainConfig
 from symdpo.train.data import RecordDataset, micro_batches, step_indices, steps_per_epoch
@@ -114,8 +114,10 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
     lmm = load_model(cfg.model.name, dtype=cfg.model.dtype)
     groups = lmm.prepare_training(cfg.training_spec())  # the model decides what trains and what decays
     prompts = {kind: lmm.prompt_format(kind, cfg.data.prompt_style) for kind in KINDS}
+    # records are written with the model-agnostic end marker (the model writes its own): a chat format's
+    # end-of-turn token inside a demonstration then never reads as a demonstration boundary
     dataset = RecordDataset(cfg.data.path, image_root=cfg.data.image_root, max_records=cfg.data.max_records,
-                            end_of_chunk=lmm.end_of_chunk, prompts=prompts)
+                            end_of_chunk=AGNOSTIC_END, prompts=prompts)
     spe = steps_per_epoch(len(dataset), cfg.data.global_batch_size)
     total = cfg.optim.max_steps or cfg.optim.epochs * spe  # sized from the data, not from a constant
     return Setup(cfg, accelerator, lmm, dataset, groups, total)

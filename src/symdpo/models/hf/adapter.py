@@ -44,8 +44,9 @@ class HFInterleavedLMM(SharedMethods):
         self.end_of_chunk = end_of_chunk or choose_end_marker(self.spec, processor.tokenizer)
         self.hf = hf
         self.max_length = max_length or model_max_length(hf)
-        self.encoder = Encoder(self.spec, processor, end_of_chunk=self.end_of_chunk, max_length=self.max_length)
         self.prompts = dict(prompts or OPENFLAMINGO)
+        self.encoder = Encoder(self.spec, processor, end_of_chunk=self.end_of_chunk, max_length=self.max_length,
+                               prefixes=tuple(f.prefix for f in self.prompts.values()))
         self.default_prompt_style = check_style(default_prompt_style)
         self.source = source
         tok = processor.tokenizer

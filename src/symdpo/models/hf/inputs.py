@@ -50,14 +50,23 @@ def to_pil(item) -> Image.Image:
 
 
 def split_demos(context: list, end: str) -> list[list]:
-    """Return the context cut after each ``end`` marker: demonstrations first, the open query last."""
+    """Return the context cut after each ``end`` marker (and the newlines right after it): demonstrations
+    first, the open query last."""
     chunks: list[list] = [[]]
     for item in context:
         if not isinstance(item, str):
             chunks[-1].append(item)
             continue
+        if len(chunks) > 1 and not chunks[-1] and item.startswith("\n"):  # a turn's newlines stay with it
+            rest = item.lstrip("\n")
+            chunks[-2].append(item[:len(item) - len(rest)])
+            item = rest
         pieces = item.split(end)
         for j, piece in enumerate(pieces):
+            if j and piece.startswith("\n"):
+                rest = piece.lstrip("\n")
+                chunks[-2].append(piece[:len(piece) - len(rest)])
+                piece = rest
             if piece:
                 chunks[-1].append(piece)
             if j < len(pieces) - 1:
@@ -80,8 +89,10 @@ def _merge_text(items: list) -> list:
 class Encoder:
     """Builds batches for one family's processor; drops whole demonstrations from the front when too long."""
 
-    def __init__(self, family: Family, processor, *, end_of_chunk: str, max_length: int):
+    def __init__(self, family: Family, processor, *, end_of_chunk: str, max_length: int,
+                 prefixes: tuple[str, ...] = ()):
         self.family, self.processor, self.end, self.max_length = family, processor, end_of_chunk, max_length
+        self.prefixes = tuple(p for p in prefixes if p)  # a format's system turn: kept when demonstrations drop
         self.tokenizer = processor.tokenizer
         self.warned = False
 
@@ -98,10 +109,16 @@ class Encoder:
 
     def encode(self, context: list, reserve: int) -> tuple[list[int], dict, int]:
         """Return (ids, image tensors, demonstrations dropped) of one context leaving ``reserve`` tokens free."""
-        chunks = split_demos(self.normalise(context), self.end)
+        # demonstrations end at the model-agnostic marker where the context has it (a chat turn's own
+        # end-of-turn token is no boundary), else at the family's
+        agnostic = any(isinstance(it, str) and AGNOSTIC_END in it for it in context)
+        chunks = [self.normalise(c) for c in split_demos(context, AGNOSTIC_END if agnostic else self.end)]
+        first = chunks[0][0] if chunks[0] and isinstance(chunks[0][0], str) else ""
+        head = next((p for p in self.prefixes if first.startswith(p)), "")
         dropped = 0
         while True:
-            items = _merge_text([it for c in chunks[dropped:] for it in c])
+            kept = [it for c in chunks[dropped:] for it in c]
+            items = _merge_text(([head] if dropped and head else []) + kept)
             ids, extras = self.family.encode(self.processor, items)
             if len(ids) + reserve <= self.max_length:
                 return ids, extras, dropped

@@ -9,9 +9,10 @@
 * ``qwen2_vl`` (Qwen2-VL, Qwen2.5-VL instruct): ChatML roles, with Qwen's VQA instruction "Answer the
   question using a single word or phrase."
 
-Chat templates close the *user* turn with a newline rather than the end-of-utterance token: the end marker
-is the demonstration boundary (a context that is too long loses whole demonstrations, cut at that marker),
-so each demonstration carries it exactly once, after its answer.
+The IDEFICS-instruct and Idefics3 formats close the *user* turn with a newline and write no space before the
+answer (answers are scored tokenized alone), where their chat templates write ``<end_of_utterance>`` and
+``Assistant: ``; Qwen's is its chat template's text exactly. The demonstration boundary is the model-agnostic
+``{end}`` marker, so a turn's own ``<|im_end|>`` never cuts a demonstration in two.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from symdpo.models.prompts import PromptFormat
 
 log = logging.getLogger("symdpo.models.hf")
 
+# Qwen2-VL/2.5-VL-Instruct: exactly what their chat template writes for the same turns (a system turn first,
+# "<|im_end|>\n" after every turn; tests/models/hf/test_hf_chat_template.py compares the strings)
+_QWEN_SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
 _QWEN_USER = "<|im_start|>user\n{image}"
-_QWEN_VQA = _QWEN_USER + "{question}\nAnswer the question using a single word or phrase.\n<|im_start|>assistant\n"
-_QWEN_CAP = _QWEN_USER + "Describe the image in one sentence.\n<|im_start|>assistant\n"
+_QWEN_VQA = _QWEN_USER + "{question}\nAnswer the question using a single word or phrase.<|im_end|>\n<|im_start|>assistant\n"
+_QWEN_CAP = _QWEN_USER + "Describe the image in one sentence.<|im_end|>\n<|im_start|>assistant\n"
 
 _PROMPTS: dict[str, dict[str, dict[str, str]]] = {
     "idefics": {
@@ -45,8 +49,8 @@ _PROMPTS: dict[str, dict[str, dict[str, str]]] = {
                     "query": "User:{image}Caption the image in one sentence.\nAssistant:"},
     },
     "qwen2_vl": {
-        "vqa": {"demo": _QWEN_VQA + "{answer}{end}", "query": _QWEN_VQA},
-        "caption": {"demo": _QWEN_CAP + "{caption}{end}", "query": _QWEN_CAP},
+        "vqa": {"demo": _QWEN_VQA + "{answer}{end}\n", "query": _QWEN_VQA, "prefix": _QWEN_SYSTEM},
+        "caption": {"demo": _QWEN_CAP + "{caption}{end}\n", "query": _QWEN_CAP, "prefix": _QWEN_SYSTEM},
     },
 }
 
