@@ -18,8 +18,9 @@ from symdpo.models.interface import POLICIES, InterleavedModel, TrainingSpec
 from symdpo.models.registry import load_model, presets
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "symdpo"
-TINY = ["tiny", "tiny-scratch", "tiny-idefics", "tiny-idefics3", "tiny-smolvlm", "tiny-qwen2-vl", "tiny-qwen2.5-vl"]
-HF_TINY = ["tiny-idefics", "tiny-idefics3", "tiny-qwen2-vl"]
+TINY = ["tiny", "tiny-scratch", "tiny-idefics", "tiny-idefics2", "tiny-idefics3", "tiny-smolvlm", "tiny-qwen2-vl",
+        "tiny-qwen2.5-vl", "tiny-qwen3-vl", "tiny-gemma3"]
+HF_TINY = ["tiny-idefics", "tiny-idefics2", "tiny-idefics3", "tiny-qwen2-vl", "tiny-qwen3-vl", "tiny-gemma3"]
 
 
 # ---- the import graph -------------------------------------------------------------------------------------
@@ -118,12 +119,16 @@ def test_idefics_openflamingo_policy_is_the_papers_setup():
     assert not any("embed_tokens" in n for n in decay + rest)  # no embedding row: the tiny model adds no tokens
 
 
-@pytest.mark.parametrize(("name", "connector"), [("tiny-idefics3", "model.connector."),
-                                                 ("tiny-qwen2-vl", "model.visual.merger.")])
+@pytest.mark.parametrize(("name", "connector"), [("tiny-idefics2", "model.connector."),
+                                                 ("tiny-idefics3", "model.connector."),
+                                                 ("tiny-qwen2-vl", "model.visual.merger."),
+                                                 ("tiny-gemma3", "model.multi_modal_projector."),
+                                                 ("tiny-qwen3-vl", ("model.visual.merger.",
+                                                                    "model.visual.deepstack_merger_list."))])
 def test_projector_families_groups(name, connector):
     _, decay, rest = _groups(name, "connector")
     assert decay and all(n.startswith(connector) for n in decay + rest)
-    assert all(n.endswith("weight") for n in decay) and not any("norm" in n for n in decay)
+    assert not any(n.endswith("bias") or "norm" in n for n in decay)  # matrices (and latents) only
     _, decay, rest = _groups(name, None)  # the default: LoRA on the language model only
     assert decay + rest and all("lora_" in n for n in decay + rest)
     assert not any("visual" in n or "vision" in n for n in decay + rest)
@@ -162,6 +167,6 @@ def test_model_presets_lists_every_family():
     res = CliRunner().invoke(app, ["presets"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     families = {p.family for p in presets()}
-    assert families >= {"flamingo", "idefics", "idefics3", "qwen2_vl"}
+    assert families >= {"flamingo", "idefics", "idefics2", "idefics3", "qwen2_vl", "qwen3_vl", "gemma3"}
     for p in presets():
         assert p.name in res.output

@@ -12,6 +12,7 @@ import torch
 
 from symdpo.models.hf import training
 from symdpo.models.hf.families import Family, choose_end_marker, family_of, find_path, get_path
+from symdpo.models.hf.families import additive_mask as _additive
 from symdpo.models.hf.families import text_positions as _text_positions
 from symdpo.models.hf.inputs import Batch, Encoder
 from symdpo.models.hf.io import save_hf
@@ -127,8 +128,9 @@ class HFInterleavedLMM(SharedMethods):
         if torch.is_autocast_enabled(dev.type):
             dtype = torch.get_autocast_dtype(dev.type)
         visible = tree_mask(ctx.attention_mask, ch_mask, rj_mask)
-        additive = torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)
-        inputs = {"input_ids": input_ids.to(dev), "attention_mask": additive[:, None].to(dev),
+        attention = (self.spec.tree_attention or _additive)(self.hf, visible, positions, input_ids, dtype)
+        attention = {k: v.to(dev) for k, v in attention.items()} if isinstance(attention, dict) else attention.to(dev)
+        inputs = {"input_ids": input_ids.to(dev), "attention_mask": attention,
                   "position_ids": positions.to(dev), **{k: v.to(dev) for k, v in extras.items()}}
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(next(self.hf.parameters()).dtype)

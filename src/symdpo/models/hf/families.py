@@ -8,7 +8,10 @@ End-of-answer marker per family (``end_of_chunk``; the first candidate that is o
 * ``idefics`` (IDEFICS v1): ``<end_of_utterance>``, the token IDEFICS (and its instruct tuning) puts after
   each turn; ``"\\n"`` for a tokenizer without it (the base tokenizer may lack it).
 * ``idefics3`` (Idefics3, SmolVLM): ``<end_of_utterance>``, ending every turn of their chat format.
-* ``qwen2_vl`` (Qwen2-VL, Qwen2.5-VL): ``<|im_end|>``, ending every turn of their chat format.
+* ``gemma3`` (Gemma 3): ``<end_of_turn>``, ending every turn of its chat format.
+* ``idefics2`` (Idefics2): ``<end_of_utterance>``, as Idefics3 (whose layout it shares: perceiver connector).
+* ``qwen2_vl`` (Qwen2-VL, Qwen2.5-VL) and ``qwen3_vl`` (Qwen3-VL): ``<|im_end|>``, ending every turn of their
+  chat format.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Family:
     encode: Callable  # (processor, items: list[str | PIL]) -> (ids, per-row image tensors)
     collate: Callable  # (rows' image tensors, padded input_ids, processor) -> model kwargs
     positions: Callable | None = None  # (hf, context batch, answer widths) -> position ids of a tree row
+    tree_attention: Callable | None = None  # (hf, visible, positions, ids, dtype) -> the row's attention mask(s)
     gates: tuple[str, ...] = ()  # names of the cross-attention gate parameters (under ``xattn``)
     new_tokens: tuple[str, ...] = ()  # modules holding the embeddings of tokens the family added (trained)
 
@@ -154,6 +158,38 @@ def mrope_positions(hf, ctx, widths: tuple[int, int]) -> torch.Tensor:
     return torch.cat([pos] + [last + 1 + torch.arange(w) for w in widths], 2)
 
 
+def additive_mask(hf, visible: torch.Tensor, positions, input_ids, dtype) -> torch.Tensor:
+    """Return the (B, 1, T, T) additive float mask of a bool visibility (what every model takes as a 4-D mask)."""
+    return torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)[:, None]
+
+
+def gemma3_tree_attention(hf, visible: torch.Tensor, positions: torch.Tensor, input_ids, dtype) -> dict:
+    """Return Gemma 3's two masks of a tree row, as its own rule builds them for one sequence.
+
+    Full-attention layers: the row's visibility, or both tokens in the same image (image tokens attend to their
+    image bidirectionally). Sliding layers: that, and query minus key *position* under the window (positions,
+    not columns: the rejected answer sits after the chosen one in the row but continues the context).
+    """
+    is_image = input_ids == hf.config.image_token_id
+    start = is_image & ~torch.nn.functional.pad(is_image, (1, 0))[:, :-1]
+    block = torch.where(is_image, start.long().cumsum(1), -1)
+    same_image = (block[:, :, None] == block[:, None, :]) & is_image[:, :, None]
+    full = visible | same_image
+    window = hf.config.get_text_config().sliding_window
+    sliding = full & ((positions[:, :, None] - positions[:, None, :]) < window)
+    return {"full_attention": additive_mask(hf, full, None, None, dtype),
+            "sliding_attention": additive_mask(hf, sliding, None, None, dtype)}
+
+
+def collate_gemma3(rows: list[dict], input_ids: torch.Tensor, processor) -> dict:
+    """Return the concatenated pixel_values of a Gemma 3 batch and its token types (1 on image tokens)."""
+    out: dict = {"token_type_ids": (input_ids == processor.tokenizer.image_token_id).long()}
+    with_images = [r["pixel_values"] for r in rows if "pixel_values" in r]
+    if with_images:
+        out["pixel_values"] = torch.cat(with_images)
+    return out
+
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
@@ -172,12 +208,26 @@ FAMILIES: dict[str, Family] = {
                ("q_proj", "k_proj", "v_proj", "o_proj"), "model.visual", ("model.visual.merger",), (),
                "model.language_model", _encode_with("<|vision_start|><|image_pad|><|vision_end|>", nested=False),
                collate_qwen2_vl, positions=mrope_positions),
+        Family("idefics2", ("Idefics2ForConditionalGeneration",), "Idefics2Processor", "Idefics2ImageProcessorPil",
+               "<image>", "<image>", ("<end_of_utterance>",), "lora", ("q_proj", "k_proj", "v_proj", "o_proj"),
+               "model.vision_model", ("model.connector",), (), "model.text_model",
+               _encode_with("<image>", nested=True), collate_idefics3),
+        Family("qwen3_vl", ("Qwen3VLForConditionalGeneration",), "Qwen3VLProcessor", "Qwen2VLImageProcessorPil",
+               "<|image_pad|>", "<|vision_start|><|image_pad|><|vision_end|>", ("<|im_end|>",), "lora",
+               ("q_proj", "k_proj", "v_proj", "o_proj"), "model.visual",
+               ("model.visual.merger", "model.visual.deepstack_merger_list"), (), "model.language_model",
+               _encode_with("<|vision_start|><|image_pad|><|vision_end|>", nested=False), collate_qwen2_vl,
+               positions=mrope_positions),
+        Family("gemma3", ("Gemma3ForConditionalGeneration",), "Gemma3Processor", "Gemma3ImageProcessorPil",
+               "<image_soft_token>", "<start_of_image>", ("<end_of_turn>",), "lora", ("q_proj", "k_proj", "v_proj", "o_proj"),
+               "model.vision_tower", ("model.multi_modal_projector",), (), "model.language_model",
+               _encode_with("<start_of_image>", nested=True), collate_gemma3, tree_attention=gemma3_tree_attention),
     ]
 }
 
 # transformers model_type -> family (for hub ids given without a preset)
-MODEL_TYPES = {"idefics": "idefics", "idefics3": "idefics3", "smolvlm": "idefics3", "qwen2_vl": "qwen2_vl",
-               "qwen2_5_vl": "qwen2_vl"}
+MODEL_TYPES = {"idefics": "idefics", "idefics2": "idefics2", "idefics3": "idefics3", "smolvlm": "idefics3",
+               "qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl", "gemma3": "gemma3"}
 
 
 def family_of(model) -> Family:

@@ -6,8 +6,9 @@
 * ``idefics`` (base): ``Question: {q} Answer:{a}`` / ``Caption:{c}`` — IDEFICS' pretraining is interleaved
   web text, like Flamingo's, so a plain cue works.
 * ``idefics-instruct`` / ``idefics3`` (Idefics3, SmolVLM): their chat roles ``User:`` / ``Assistant:``.
-* ``qwen2_vl`` (Qwen2-VL, Qwen2.5-VL instruct): ChatML roles, with Qwen's VQA instruction "Answer the
-  question using a single word or phrase."
+* ``qwen2_vl`` (Qwen2-VL, Qwen2.5-VL instruct) and ``qwen3_vl``: ChatML roles, with Qwen's VQA instruction
+  "Answer the question using a single word or phrase." (Qwen3-VL's template writes no default system turn).
+* Idefics2 takes the ``idefics3`` format (the same roles).
 
 The IDEFICS-instruct and Idefics3 formats close the *user* turn with a newline and write no space before the
 answer (answers are scored tokenized alone), where their chat templates write ``<end_of_utterance>`` and
@@ -31,6 +32,9 @@ _QWEN_SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
 _QWEN_USER = "<|im_start|>user\n{image}"
 _QWEN_VQA = _QWEN_USER + "{question}\nAnswer the question using a single word or phrase.<|im_end|>\n<|im_start|>assistant\n"
 _QWEN_CAP = _QWEN_USER + "Describe the image in one sentence.<|im_end|>\n<|im_start|>assistant\n"
+_GEMMA_USER = "<start_of_turn>user\n{image}"
+_GEMMA_VQA = _GEMMA_USER + "{question}\nAnswer the question using a single word or phrase.<end_of_turn>\n<start_of_turn>model\n"
+_GEMMA_CAP = _GEMMA_USER + "Describe the image in one sentence.<end_of_turn>\n<start_of_turn>model\n"
 
 _PROMPTS: dict[str, dict[str, dict[str, str]]] = {
     "idefics": {
@@ -51,6 +55,16 @@ _PROMPTS: dict[str, dict[str, dict[str, str]]] = {
     "qwen2_vl": {
         "vqa": {"demo": _QWEN_VQA + "{answer}{end}\n", "query": _QWEN_VQA, "prefix": _QWEN_SYSTEM},
         "caption": {"demo": _QWEN_CAP + "{caption}{end}\n", "query": _QWEN_CAP, "prefix": _QWEN_SYSTEM},
+    },
+    # Gemma 3 (instruction-tuned): user / model turns, each closed by <end_of_turn> and a newline
+    "gemma3": {
+        "vqa": {"demo": _GEMMA_VQA + "{answer}{end}\n", "query": _GEMMA_VQA},
+        "caption": {"demo": _GEMMA_CAP + "{caption}{end}\n", "query": _GEMMA_CAP},
+    },
+    # Qwen3-VL's template writes no default system turn
+    "qwen3_vl": {
+        "vqa": {"demo": _QWEN_VQA + "{answer}{end}\n", "query": _QWEN_VQA},
+        "caption": {"demo": _QWEN_CAP + "{caption}{end}\n", "query": _QWEN_CAP},
     },
 }
 
@@ -96,7 +110,17 @@ HF_PRESETS: dict[str, HFPreset] = {
         HFPreset("qwen2-vl-7b", "qwen2_vl", "Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl", "Qwen2-VL-7B-Instruct"),
         HFPreset("qwen2.5-vl-3b", "qwen2_vl", "Qwen/Qwen2.5-VL-3B-Instruct", "qwen2_vl", "Qwen2.5-VL-3B-Instruct"),
         HFPreset("qwen2.5-vl-7b", "qwen2_vl", "Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_vl", "Qwen2.5-VL-7B-Instruct"),
+        HFPreset("idefics2-8b", "idefics2", "HuggingFaceM4/idefics2-8b", "idefics3", "Idefics2-8B (Mistral-7B)"),
+        HFPreset("gemma3-4b", "gemma3", "google/gemma-3-4b-it", "gemma3", "Gemma 3 4B (instruction-tuned)"),
+        HFPreset("gemma3-12b", "gemma3", "google/gemma-3-12b-it", "gemma3", "Gemma 3 12B (instruction-tuned)"),
+        HFPreset("gemma3-27b", "gemma3", "google/gemma-3-27b-it", "gemma3", "Gemma 3 27B (instruction-tuned)"),
+        HFPreset("qwen3-vl-2b", "qwen3_vl", "Qwen/Qwen3-VL-2B-Instruct", "qwen3_vl", "Qwen3-VL-2B-Instruct"),
+        HFPreset("qwen3-vl-4b", "qwen3_vl", "Qwen/Qwen3-VL-4B-Instruct", "qwen3_vl", "Qwen3-VL-4B-Instruct"),
+        HFPreset("qwen3-vl-8b", "qwen3_vl", "Qwen/Qwen3-VL-8B-Instruct", "qwen3_vl", "Qwen3-VL-8B-Instruct"),
         HFPreset("tiny-idefics", "idefics", None, "idefics", "tiny random IDEFICS v1 (tests, CPU); no download"),
+        HFPreset("tiny-idefics2", "idefics2", None, "idefics3", "tiny random Idefics2; no download"),
+        HFPreset("tiny-gemma3", "gemma3", None, "gemma3", "tiny random Gemma 3; no download"),
+        HFPreset("tiny-qwen3-vl", "qwen3_vl", None, "qwen3_vl", "tiny random Qwen3-VL; no download"),
         HFPreset("tiny-idefics3", "idefics3", None, "idefics3", "tiny random Idefics3; no download"),
         HFPreset("tiny-smolvlm", "idefics3", None, "idefics3", "tiny random SmolVLM; no download", "smolvlm"),
         HFPreset("tiny-qwen2-vl", "qwen2_vl", None, "qwen2_vl", "tiny random Qwen2-VL; no download"),

@@ -28,6 +28,12 @@ def processor_from_parts(family: Family, source: str | Path, *, trust_remote_cod
     if family.name == "idefics3":
         return cls(images, tok, image_seq_len=extra.get("image_seq_len", 169),
                    chat_template=getattr(tok, "chat_template", None))
+    if family.name == "idefics2":
+        return cls(images, tok, image_seq_len=extra.get("image_seq_len", 64),
+                   chat_template=getattr(tok, "chat_template", None))
+    if family.name == "gemma3":
+        return cls(images, tok, image_seq_length=extra.get("image_seq_length", 256),
+                   chat_template=getattr(tok, "chat_template", None))
     return image_only(cls)(image_processor=images, tokenizer=tok, chat_template=getattr(tok, "chat_template", None))
 
 
@@ -43,4 +49,8 @@ def load_processor(family: Family, repo: str, hf_config, *, trust_remote_code: b
     if family.name == "idefics3":
         v = hf_config.vision_config
         extra["image_seq_len"] = int(((v.image_size // v.patch_size) ** 2) / (hf_config.scale_factor ** 2))
+    elif family.name == "idefics2":
+        extra["image_seq_len"] = int(hf_config.perceiver_config.resampler_n_latents)
+    elif family.name == "gemma3":
+        extra["image_seq_length"] = int(hf_config.mm_tokens_per_image)
     return processor_from_parts(family, repo, trust_remote_code=trust_remote_code, **extra)
