@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/family_learning.py --steps 300 --families tiny-qwen2-vl
 
 Each tiny offline preset (random weights) is trained with `symdpo train dpo` (configs/tiny_dpo.yaml, its
-family's default policy) on the same easy-VQA SymDPO pairs, and the share of pairs whose chosen answer gains
+family's default policy unless ``--policy``) on the same easy-VQA SymDPO pairs, and the share of pairs whose chosen answer gains
 more reward than the rejected one (TRL's ``rewards/accuracies``) is read from its metrics: the first steps'
 and the last ones'. A family whose seam trained nothing, or the wrong thing, stays near its start.
 """
@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ["tiny", "tiny-idefics", "tiny-idefics3", "tiny-smolvlm", "tiny-qwen2-vl", "tiny-qwen2.5-vl"]
+FAMILIES = ["tiny", "tiny-idefics", "tiny-idefics2", "tiny-idefics3", "tiny-qwen2-vl", "tiny-qwen3-vl", "tiny-gemma3"]
 
 
-def run(name: str, pairs: Path, out: Path, steps: int, lr: float) -> list[dict]:
+def run(name: str, pairs: Path, out: Path, steps: int, lr: float, policy: str | None) -> list[dict]:
     """Train ``name`` for ``steps`` DPO steps on ``pairs``; return its metrics rows."""
     from symdpo.config import load_config
     from symdpo.train.config import TrainConfig
@@ -32,7 +32,7 @@ def run(name: str, pairs: Path, out: Path, steps: int, lr: float) -> list[dict]:
         f"model.name={name}", f"data.path={pairs}", f"output_dir={out}", f"optim.max_steps={steps}",
         f"optim.lr={lr}", "optim.epochs=100", "data.micro_batch_size=16", "data.global_batch_size=16",
         "logging.progress=false", "logging.tensorboard=false", "logging.plot=false", f"checkpoint.every_steps={steps}",
-    ], TrainConfig)
+    ] + ([f"model.policy={policy}"] if policy else []), TrainConfig)
     train_dpo(cfg)
     return read_metrics(out / "metrics.jsonl")
 
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--records", type=int, default=256)
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--policy", default=None, help="model.policy for every family (default: each family's)")
     args = parser.parse_args()
     from symdpo.data.build import build
     from symdpo.data.options import BuildOptions, SymbolOptions
@@ -55,13 +56,13 @@ def main() -> None:
     lows = []
     for name in args.families.split(","):
         t = time.perf_counter()
-        rows = run(name, pairs, tmp / name, args.steps, args.lr)
+        rows = run(name, pairs, tmp / name, args.steps, args.lr, args.policy)
         first = statistics.mean(r["rewards/accuracies"] for r in rows[1:1 + window])  # step 1: rewards all 0
         last = statistics.mean(r["rewards/accuracies"] for r in rows[-window:])
         margin = statistics.mean(r["rewards/margins"] for r in rows[-window:])
         lows.append(last)
-        print(f"{name}: rewards/accuracies {first:.2f} over steps 2-{1 + window} -> {last:.2f} over the last "
-              f"{window} (margin {margin:.2f}), {time.perf_counter() - t:.0f} s")
+        print(f"{name} ({args.policy or 'default policy'}): rewards/accuracies {first:.2f} over steps 2-{1 + window} -> {last:.2f} over the last "
+              f"{window} (margin {margin:.2f}), {time.perf_counter() - t:.0f} s", flush=True)
     print(f"lowest family's rewards/accuracies after {args.steps} steps: {min(lows):.2f}")
 
 
