@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 from skimage import data as skdata
 
@@ -86,8 +87,9 @@ def tiny_settings(args: list[str]) -> list[str]:
     args = [f"model.name={TINY[a.split('=', 1)[1]]}" if a.startswith("model.name=") and a.split("=", 1)[1] in TINY
             else a for a in args]
     if args[:2] == ["train", "dpo"] or args[:2] == ["train", "sft"]:
-        if not any(a.startswith("model.name=") for a in args) and "openflamingo" in " ".join(args):
-            args.append("model.name=tiny")
+        if not any(a.startswith("model.name=") for a in args):  # the config's own hub model -> its tiny twin
+            config = yaml.safe_load((ROOT / args[args.index("--config") + 1]).read_text())
+            args += [f"model.name={TINY.get(config['model']['name'], config['model']['name'])}", "model.dtype=float32"]
         args += ["optim.max_steps=2", "precision=no", "logging.progress=false", "logging.tensorboard=false"]
     if args[:2] == ["eval", "run"]:
         args += ["--shots", "2", "--trials", "1", "--num-samples", "4", "--query-set-size", "24", "--threads", "1",
