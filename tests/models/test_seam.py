@@ -84,6 +84,12 @@ def test_every_family_implements_the_protocol(name):
             assert "{image}" in fmt.query and "{end}" in fmt.demo
     with pytest.raises(ValueError, match="unknown prompt style"):
         lmm.prompt_format("vqa", "chatml")
+    from PIL import Image
+
+    red, blue = Image.new("RGB", (40, 40), (220, 30, 30)), Image.new("RGB", (40, 40), (30, 30, 220))
+    feats = lmm.image_features([red, blue, red])
+    assert feats.ndim == 3 and feats.shape[0] == 3 and torch.isfinite(feats).all()
+    assert torch.allclose(feats[0], feats[2]) and not torch.allclose(feats[0], feats[1])
 
 
 def _groups(name: str, policy: str | None, **spec):
