@@ -20,3 +20,14 @@ def test_train_precision_no_on_the_command_line(tmp_path):
     config = Path(__file__).resolve().parents[1] / "configs" / "tiny_dpo.yaml"
     cfg = load_config(config, ["precision=no"], TrainConfig)  # YAML reads bare `no` as False
     assert cfg.precision == "no"
+
+
+def test_wrong_usage_is_one_line():
+    """A wrong command, option or value: one line naming it on stderr, exit status 2, no traceback."""
+    cases = {"no-such-command": ["no-such-command"], "--output": ["demo", "--output", "x"],
+             "--max-records": ["data", "build", "--max-records", "ten"]}
+    for named, args in cases.items():
+        r = subprocess.run([sys.executable, "-m", "symdpo", *args], capture_output=True, text=True, timeout=300)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert lines[0].startswith("error: ") and named in lines[0]

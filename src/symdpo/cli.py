@@ -77,6 +77,16 @@ def demo(
     run_demo(out, quick=quick, seed=seed)
 
 
+# typer 0.2x raises its own copy of click's exceptions (typer._click); older typer raises click's
+try:
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - depends on the installed typer
+    _typer_click = click.exceptions
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_USAGE = (click.ClickException, _typer_click.ClickException)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from symdpo.config import ConfigError
     from symdpo.data.errors import DataError
@@ -112,12 +122,16 @@ def main() -> None:
         code = app(args=_expand_two_value_options(sys.argv[1:]), prog_name="symdpo", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except click.exceptions.Exit as e:
+    except _EXITS as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
+    except _USAGE as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `symdpo` alone, `symdpo eval`: the help is the answer
+            e.show()
+        else:  # a wrong command, option or value: one line, never a traceback
+            print(f"error: {' '.join(e.format_message().split())} (symdpo --help lists the commands and options)",
+                  file=sys.stderr)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except _ABORTS:
         sys.exit(130)
     except _user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
