@@ -168,7 +168,8 @@ class SharedMethods:
     """Methods every family implements the same way, in terms of the protocol's other members."""
 
     module: torch.nn.Module
-    _frozen_eval: Callable[[], list[torch.nn.Module]]
+    _frozen_eval: Callable[[], list[torch.nn.Module]]  # towers kept in inference mode while frozen
+    _fold_trained: Callable[[], bool]  # trained extras (rows, adapters) into the weights; True if LoRA merged
 
     @property
     def device(self) -> torch.device:
@@ -185,6 +186,11 @@ class SharedMethods:
         for part in self._frozen_eval():
             if not any(p.requires_grad for p in part.parameters()):
                 part.eval()
+
+    def save_finetune(self, path: str | Path) -> None:
+        """Write a fine-tune's result: trainable weights over the base, or a full copy once LoRA is merged."""
+        merged = self._fold_trained()  # a merged LM differs from the base: it is saved whole
+        self.save_pretrained(path, trainable_only=not merged)
 
     def reference_copy(self, *, share_frozen: bool = True):
         """Return a frozen copy in inference mode (the DPO reference); ``share_frozen`` reuses frozen tensors.

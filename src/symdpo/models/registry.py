@@ -6,6 +6,7 @@ full save), which is loaded first through this same function. `presets()` lists 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,21 +38,30 @@ def preset_names() -> list[str]:
     return [p.name for p in presets()]
 
 
+def saved_format(path: Path) -> str | None:
+    """Return the ``format`` a symdpo model folder's ``config.json`` names, or None when it names none."""
+    try:
+        return json.loads((path / "config.json").read_text()).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_model(name_or_path: str | Path, *, dtype: str | None = None, trust_remote_code: bool | None = None):
     """Return the model of a preset name, an ``hf:<hub id>``, or a directory written by ``save_pretrained``.
 
     HF-native families (IDEFICS, Idefics3/SmolVLM, Qwen2-VL, ``hf:<hub id>``) load without remote code unless
     ``trust_remote_code`` (or env SYMDPO_TRUST_REMOTE_CODE=1) allows it.
     """
-    from symdpo.models.flamingo.loading import is_flamingo_dir, load_flamingo_dir, load_flamingo_preset
-    from symdpo.models.hf.loading import is_hf_dir, load_hf, load_hf_dir
+    from symdpo.models.flamingo.loading import load_flamingo_dir, load_flamingo_preset
+    from symdpo.models.hf.io import FORMAT as HF_FORMAT
+    from symdpo.models.hf.loading import load_hf, load_hf_dir
 
     name = str(name_or_path)
     path = Path(name_or_path)
     if path.is_dir():
-        if is_hf_dir(path):
+        if saved_format(path) == HF_FORMAT:
             return load_hf_dir(path, dtype=dtype, trust_remote_code=bool(trust_remote_code), load_base=load_model)
-        if is_flamingo_dir(path) or (path / "config.json").is_file():
+        if (path / "config.json").is_file():  # Flamingo's reader names a config of another format
             return load_flamingo_dir(path, dtype=dtype, load_base=load_model)
         raise UnknownModelError(f"{path}: a directory but not a symdpo model (no config.json); "
                                 "give a preset name or a folder written by symdpo")

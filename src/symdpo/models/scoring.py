@@ -31,10 +31,14 @@ def right_padded(tokenizer, answers: list[str]) -> tuple[torch.Tensor, torch.Ten
     for i, a in enumerate(ids):
         if not a:
             raise ValueError(f"answer {i} ({answers[i]!r}) tokenizes to nothing")
-    width = max(len(a) for a in ids)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    padded = torch.tensor([a + [pad] * (width - len(a)) for a in ids])
-    mask = torch.tensor([[True] * len(a) + [False] * (width - len(a)) for a in ids])
+    return pad_right(ids, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+
+
+def pad_right(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (B, A) token ``rows`` right-padded with ``pad``, and their (B, A) bool mask of real tokens."""
+    width = max(len(r) for r in rows)
+    padded = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[True] * len(r) + [False] * (width - len(r)) for r in rows])
     return padded, mask
 
 

@@ -207,10 +207,8 @@ class FlamingoLMM(SharedMethods):
         """Write the model to ``path`` (safetensors + JSON config + tokenizer)."""
         save_flamingo(self, path, trainable_only=trainable_only)
 
-    def save_finetune(self, path: str | Path) -> None:
-        """Write a fine-tune's result: trainable weights over the base, or a full copy once LoRA is merged."""
-        merged = training.finish_training(self.model)  # a merged LM differs from the base: save it whole
-        self.save_pretrained(path, trainable_only=not merged)
+    def _fold_trained(self) -> bool:
+        return training.finish_training(self.model)  # new-token rows and LoRA back into the weights
 
     def info(self) -> ModelInfo:
         """Return the model's family, size, default policy and parts."""

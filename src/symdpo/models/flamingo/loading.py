@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,20 +9,11 @@ from safetensors.torch import load_file
 
 from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
 from symdpo.models.flamingo.checkpoints import load_openflamingo_checkpoint
-from symdpo.models.flamingo.io import FORMAT, load_strict, read_config
+from symdpo.models.flamingo.io import load_strict, read_config
 from symdpo.models.flamingo.lmm import FlamingoLMM
 from symdpo.models.flamingo.presets import PRESETS, preset_config
 
 _NOT_CONFIG = ("architectures", "transformers_version", "dtype", "torch_dtype")
-
-
-def is_flamingo_dir(path: str | Path) -> bool:
-    """Return True when ``path`` is a directory written by ``FlamingoLMM.save_pretrained``."""
-    cfg = Path(path) / "config.json"
-    try:
-        return cfg.is_file() and json.loads(cfg.read_text()).get("format") == FORMAT
-    except (OSError, json.JSONDecodeError):
-        return False
 
 
 def load_flamingo_preset(name: str, *, dtype: str | None = None) -> FlamingoLMM:

@@ -21,6 +21,7 @@ from torch import nn
 
 from symdpo.models.flamingo.tokens import END_OF_CHUNK, IMAGE_TOKEN
 from symdpo.models.interface import LoraSpec, ParamGroup, TrainingSpec, decay_groups
+from symdpo.models.lora import add_lora, merge_lora
 
 DEFAULT_LORA_TARGETS = ["q_proj", "v_proj"]
 
@@ -43,30 +44,6 @@ def new_token_rows(tokenizer) -> list[int]:
     """Return the embedding rows of the tokens Flamingo added (``<|endofchunk|>``, ``<image>``, ``<PAD>``)."""
     names = [END_OF_CHUNK, IMAGE_TOKEN] + (["<PAD>"] if tokenizer.pad_token == "<PAD>" else [])
     return [tokenizer.convert_tokens_to_ids(n) for n in names]
-
-
-def add_lora(lm: nn.Module, lora: LoraSpec) -> None:
-    """Inject LoRA adapters into ``lm`` in place (the LM keeps its class and parameter names)."""
-    from peft import LoraConfig, inject_adapter_in_model
-
-    # in place rather than get_peft_model: Flamingo holds the LM and has fused cross-attention into its layers
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=list(lora.target_modules or DEFAULT_LORA_TARGETS))
-    inject_adapter_in_model(config, lm)
-
-
-def merge_lora(lm: nn.Module) -> bool:
-    """Fold every LoRA adapter of ``lm`` into its base weights and remove the adapter modules; return True if any."""
-    from peft.tuners.lora import LoraLayer
-
-    merged = False
-    for name, module in list(lm.named_modules()):
-        if isinstance(module, LoraLayer):
-            module.merge()
-            parent = lm.get_submodule(name.rpartition(".")[0]) if "." in name else lm
-            setattr(parent, name.rpartition(".")[2], module.get_base_layer())
-            merged = True
-    return merged
 
 
 def mask_embedding_grads(model: nn.Module, tokenizer) -> torch.Tensor | None:
@@ -169,7 +146,7 @@ def prepare_training(model: nn.Module, tokenizer, spec: TrainingSpec) -> list[Pa
     policy = spec.policy or "openflamingo"
     lora = spec.lora or (LoraSpec() if policy == "lora" else None)
     if lora is not None:
-        add_lora(model.lm, lora)
+        add_lora(model.lm, lora, DEFAULT_LORA_TARGETS)
     embeddings = spec.train_embeddings and policy in ("openflamingo", "lora")
     set_openflamingo_trainable(model, train_embeddings=embeddings)
     if policy == "full" or spec.train_lm:

@@ -17,6 +17,7 @@ from symdpo.models.hf.families import text_positions as _text_positions
 from symdpo.models.hf.inputs import Batch, Encoder
 from symdpo.models.hf.io import save_hf
 from symdpo.models.interface import Context, ModelInfo, ParamGroup, SharedMethods, TrainingSpec
+from symdpo.models.lora import merge_lora
 from symdpo.models.prompts import AGNOSTIC_END, OPENFLAMINGO, PromptFormat, check_kind, check_style
 from symdpo.models.scoring import sequence_logps
 
@@ -72,9 +73,13 @@ class HFInterleavedLMM(SharedMethods):
 
     def _forward(self, batch: Batch) -> torch.Tensor:
         inputs = batch.model_inputs(self.device)
-        if "pixel_values" in inputs:  # processors give float32; a bf16 model wants its own dtype
+        return self.hf(**self._cast_pixels(inputs), use_cache=False).logits
+
+    def _cast_pixels(self, inputs: dict) -> dict:
+        """Return ``inputs`` with the pixels in the model's dtype (processors give float32; a bf16 model wants bf16)."""
+        if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(next(self.hf.parameters()).dtype)
-        return self.hf(**inputs, use_cache=False).logits
+        return inputs
 
     # ---- the interface ---------------------------------------------------------------------------------
     def answer_logps(self, contexts: list[Context], answers: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,21 +110,15 @@ class HFInterleavedLMM(SharedMethods):
         return self._tree_pair_logps(contexts, chosen, rejected)
 
     def _tree_pair_logps(self, contexts, chosen, rejected):
-        from symdpo.models.scoring import masked_logps, tree_mask
+        from symdpo.models.scoring import masked_logps, pad_right, tree_mask
 
         enc = self.encoder
         ch = [enc.answer_ids(a) for a in chosen]
         rj = [enc.answer_ids(a) for a in rejected]
         ctx = enc.batch(contexts, reserve=[max(len(c), len(r)) for c, r in zip(ch, rj, strict=True)])
-        n_ch, n_rj = max(map(len, ch)), max(map(len, rj))
-        pad = self.tokenizer.pad_token_id
-
-        def right(rows, width):
-            ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-            return ids, torch.tensor([[True] * len(r) + [False] * (width - len(r)) for r in rows])
-
-        ch_ids, ch_mask = right(ch, n_ch)
-        rj_ids, rj_mask = right(rj, n_rj)
+        ch_ids, ch_mask = pad_right(ch, self.tokenizer.pad_token_id)
+        rj_ids, rj_mask = pad_right(rj, self.tokenizer.pad_token_id)
+        n_ch, n_rj = ch_ids.shape[1], rj_ids.shape[1]
         input_ids = torch.cat([ctx.input_ids, ch_ids, rj_ids], 1)
         extras = self.spec.collate(ctx.row_extras, input_ids, self.processor)  # image masks / token types of the row
         positions = (self.spec.positions or _text_positions)(self.hf, ctx, (n_ch, n_rj))
@@ -132,9 +131,7 @@ class HFInterleavedLMM(SharedMethods):
         attention = {k: v.to(dev) for k, v in attention.items()} if isinstance(attention, dict) else attention.to(dev)
         inputs = {"input_ids": input_ids.to(dev), "attention_mask": attention,
                   "position_ids": positions.to(dev), **{k: v.to(dev) for k, v in extras.items()}}
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(next(self.hf.parameters()).dtype)
-        logits = self.hf(**inputs, use_cache=False, logits_to_keep=1 + n_ch + n_rj).logits
+        logits = self.hf(**self._cast_pixels(inputs), use_cache=False, logits_to_keep=1 + n_ch + n_rj).logits
         first = logits[:, :1]  # the context's last token predicts both answers' first token
         c_sum, c_n = masked_logps(torch.cat([first, logits[:, 1:n_ch]], 1), ch_ids.to(dev), ch_mask.to(dev))
         r_sum, r_n = masked_logps(torch.cat([first, logits[:, 1 + n_ch:-1]], 1), rj_ids.to(dev), rj_mask.to(dev))
@@ -162,9 +159,7 @@ class HFInterleavedLMM(SharedMethods):
         from transformers import GenerationConfig
 
         batch = self.tokenize(contexts, reserve=max_new_tokens)
-        inputs = batch.model_inputs(self.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(next(self.hf.parameters()).dtype)
+        inputs = self._cast_pixels(batch.model_inputs(self.device))
         tok = self.processor.tokenizer
         config = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams, length_penalty=length_penalty,
                                   do_sample=False, eos_token_id=self.stop_token_ids(), pad_token_id=tok.pad_token_id,
@@ -220,10 +215,8 @@ class HFInterleavedLMM(SharedMethods):
         """Write the model to ``path`` (HF weights + processor + our config; or trainable weights over a base)."""
         save_hf(self, path, trainable_only=trainable_only)
 
-    def save_finetune(self, path: str | Path) -> None:
-        """Write a fine-tune's result: trainable weights over the base, or a full copy once LoRA is merged."""
-        merged = training.merge_lora(self.hf)
-        self.save_pretrained(path, trainable_only=not merged)
+    def _fold_trained(self) -> bool:
+        return merge_lora(self.hf)
 
     def info(self) -> ModelInfo:
         """Return the model's family, size, default policy and parts."""

@@ -37,12 +37,3 @@ def save_hf(lmm, path: str | Path, *, trainable_only: bool = False) -> None:
             lmm.processor.image_processor.save_pretrained(tmp / "hf")
             extra = {k: getattr(lmm.processor, k) for k in ("image_seq_len", "image_seq_length", "image_size") if hasattr(lmm.processor, k)}
             (tmp / "processor_parts.json").write_text(json.dumps({"class": type(lmm.processor).__name__, **extra}))
-
-
-def is_hf_dir(path: str | Path) -> bool:
-    """Return True when ``path`` is a directory written by `save_hf`."""
-    cfg = Path(path) / "config.json"
-    try:
-        return cfg.is_file() and json.loads(cfg.read_text()).get("format") == FORMAT
-    except (OSError, json.JSONDecodeError):
-        return False

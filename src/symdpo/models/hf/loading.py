@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 from symdpo.models.errors import CheckpointError
 from symdpo.models.hf.adapter import HFInterleavedLMM
 from symdpo.models.hf.families import FAMILIES, MODEL_TYPES
-from symdpo.models.hf.io import is_hf_dir  # noqa: F401  (re-exported for the registry)
 from symdpo.models.hf.presets import BASE_PROMPTS, HF_PRESETS, HUB_PREFIX, PROMPTS, trust_remote_code_allowed
 from symdpo.models.hf.processors import load_processor, processor_from_parts
 from symdpo.models.hf.tiny import tiny_model

@@ -26,33 +26,11 @@ from torch import nn
 
 from symdpo.models.hf.families import Family, find_path, get_path
 from symdpo.models.interface import POLICIES, LoraSpec, ParamGroup, TrainingSpec, decay_groups
+from symdpo.models.lora import add_lora
 
 
 def _parts(hf: nn.Module, paths: tuple[str, ...]) -> list[nn.Module]:
     return [m for m in (find_path(hf, p) for p in paths) if m is not None]
-
-
-def add_lora(hf: nn.Module, family: Family, lora: LoraSpec) -> None:
-    """Inject LoRA adapters into the family's language model in place (parameter names keep their prefix)."""
-    from peft import LoraConfig, inject_adapter_in_model
-
-    targets = list(lora.target_modules or family.lora_targets)
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets)
-    inject_adapter_in_model(config, get_path(hf, family.lm))
-
-
-def merge_lora(hf: nn.Module) -> bool:
-    """Fold every LoRA adapter into its base weights and remove the adapter modules; return True if any."""
-    from peft.tuners.lora import LoraLayer
-
-    merged = False
-    for name, module in list(hf.named_modules()):
-        if isinstance(module, LoraLayer):
-            module.merge()
-            parent = hf.get_submodule(name.rpartition(".")[0]) if "." in name else hf
-            setattr(parent, name.rpartition(".")[2], module.get_base_layer())
-            merged = True
-    return merged
 
 
 def init_gates(hf: nn.Module, family: Family, value: float) -> None:
@@ -81,7 +59,7 @@ def prepare_training(hf: nn.Module, family: Family, spec: TrainingSpec) -> list[
         raise ValueError(f"unknown training policy {policy!r}; choose one of {', '.join(POLICIES)}")
     lora = spec.lora or (LoraSpec() if policy == "lora" else None)
     if lora is not None:
-        add_lora(hf, family, lora)
+        add_lora(get_path(hf, family.lm), lora, family.lora_targets)
     hf.requires_grad_(policy == "full")
     vision = get_path(hf, family.vision)
     vision.requires_grad_(spec.train_vision)
