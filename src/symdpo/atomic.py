@@ -1,4 +1,9 @@
-"""Write a directory atomically: build it beside its final place, then swap it in with renames."""
+"""Write files and directories atomically (a temp beside the target, then a rename), with the user's umask.
+
+``tempfile`` creates its files 0600 and its directories 0700 whatever the umask; everything here gives them
+the permissions a plain ``open``/``mkdir`` would (0666/0777 less the umask), so colleagues sharing a cluster
+folder can read what a run wrote.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,75 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def umask() -> int:
+    """Return the process's umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Return the mode a plain ``open(path, 'w')`` would give a new file."""
+    return 0o666 & ~umask()
+
+
+def dir_mode() -> int:
+    """Return the mode a plain ``mkdir`` would give a new directory."""
+    return 0o777 & ~umask()
+
+
+def temp_file(target: str | Path) -> Path:
+    """Return a new empty temp file beside ``target`` with the umask's permissions (the caller renames it)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.fchmod(fd, file_mode())
+    os.close(fd)
+    return Path(tmp)
+
+
+def temp_dir(target: str | Path) -> Path:
+    """Return a new empty temp directory beside ``target`` with the umask's permissions."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(tmp, dir_mode())
+    return tmp
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path that replaces ``path`` (fsynced) only if the block completes (else is removed)."""
+    path = Path(path)
+    tmp = temp_file(path)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; return the path."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; return the path."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
 @contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` only if the block completes (else is removed)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = temp_dir(path)
     try:
         yield tmp
         if path.exists():
