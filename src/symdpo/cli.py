@@ -1,7 +1,8 @@
 """The ``symdpo`` command: data, train, eval, infer, demo and model sub-commands.
 
 Errors a user can fix (a missing file, a malformed checkpoint or config, an unknown preset) are printed as
-one line, without a traceback, and exit with status 1.
+one line, without a traceback, and exit with status 1 (usage errors: 2; Ctrl-C: 130); ``symdpo.errors`` says
+how each reads.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import click
 import typer
 
 from symdpo.data.cli import app as data_app
+from symdpo.errors import GuardedGroup, run_guarded
 from symdpo.eval.cli import app as eval_app
 from symdpo.models.cli import app as model_app
 from symdpo.train.cli import app as train_app
 
-app = typer.Typer(help="SymDPO: make multimodal models use the images in their in-context demonstrations.",
+app = typer.Typer(cls=GuardedGroup, help="SymDPO: make multimodal models use the images in their in-context demonstrations.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(data_app, name="data", help="Build SymDPO preference and SFT data; inspect it.")
 app.add_typer(eval_app, name="eval", help="Few-shot evaluation with the OpenFlamingo protocol; compare runs.")
@@ -87,15 +89,6 @@ _USAGE = (click.ClickException, _typer_click.ClickException)
 _ABORTS = (click.exceptions.Abort, typer.Abort)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from symdpo.config import ConfigError
-    from symdpo.data.errors import DataError
-    from symdpo.eval.errors import EvalError
-    from symdpo.models.errors import ModelError
-
-    return (ConfigError, ModelError, DataError, EvalError, FileNotFoundError, ValueError)
-
-
 def _expand_two_value_options(argv: list[str]) -> list[str]:
     """Return argv with ``--demo IMG TEXT`` / ``--query IMG TEXT`` written as one option per value."""
     out, i = [], 0
@@ -115,27 +108,34 @@ def _expand_two_value_options(argv: list[str]) -> list[str]:
     return out
 
 
-def main() -> None:
-    """Run the CLI, turning user errors into one-line messages."""
-    try:
-        # standalone_mode=False: click returns a sub-command's typer.Exit code instead of exiting
-        code = app(args=_expand_two_value_options(sys.argv[1:]), prog_name="symdpo", standalone_mode=False)
+def run_app(typer_app: typer.Typer, argv: list[str], prog_name: str) -> None:
+    """Run a typer app on ``argv`` and exit with its status; usage and user errors are one line on stderr."""
+
+    def call() -> None:
+        try:
+            # standalone_mode=False: click returns a sub-command's typer.Exit code instead of exiting
+            code = typer_app(args=argv, prog_name=prog_name, standalone_mode=False)
+        except _EXITS as e:
+            sys.exit(e.exit_code)
+        except _USAGE as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # `symdpo` alone, `symdpo eval`: the help is the answer
+                e.show()
+            else:  # a wrong command, option or value: one line, never a traceback
+                print(f"error: {' '.join(e.format_message().split())} ({prog_name} --help lists the commands and "
+                      "options)", file=sys.stderr)
+            sys.exit(e.exit_code)
+        except _ABORTS:  # click turns Ctrl-C into Abort
+            print("error: interrupted", file=sys.stderr)
+            sys.exit(130)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except _EXITS as e:
-        sys.exit(e.exit_code)
-    except _USAGE as e:
-        if type(e).__name__ == "NoArgsIsHelpError":  # `symdpo` alone, `symdpo eval`: the help is the answer
-            e.show()
-        else:  # a wrong command, option or value: one line, never a traceback
-            print(f"error: {' '.join(e.format_message().split())} (symdpo --help lists the commands and options)",
-                  file=sys.stderr)
-        sys.exit(e.exit_code)
-    except _ABORTS:
-        sys.exit(130)
-    except _user_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+
+    run_guarded(call)
+
+
+def main() -> None:
+    """Run the ``symdpo`` command (set SYMDPO_DEBUG=1 to see tracebacks instead of one-line errors)."""
+    run_app(app, _expand_two_value_options(sys.argv[1:]), "symdpo")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from symdpo.atomic import write_text
+
 STARTING_MODEL = Path(__file__).parent / "assets" / "tiny-easyvqa"
 SYMBOLS = Path(__file__).parent / "assets" / "tiny-symbols.txt"  # one token each for the tiny tokenizer
 
@@ -133,7 +135,7 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 
     results = {"size": size.__dict__, "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
                "starting_model": str(STARTING_MODEL), "symdpo_model": str(final),
                "before": before, "after": after, "reliance": reliance(before, after)}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     plot(results, out / "before_after.png")
     contact_sheet({"before": start, "after": tuned}, probes, out / "examples.png")
     console.print(table(results))
@@ -157,7 +159,7 @@ def check_settings(out: Path, size: DemoSize, seed: int) -> None:
                          "give another --out or delete it")
     if any(out.iterdir()) and not path.exists():
         raise ValueError(f"{out} is not empty and holds no demo settings.json; give another --out or delete it")
-    path.write_text(json.dumps(settings, indent=2))
+    write_text(path, json.dumps(settings, indent=2) + "\n")
 
 
 def reliance(before: dict, after: dict) -> dict:

@@ -154,3 +154,27 @@ def test_train_xattn_false_trains_the_bare_lm(pairs, tmp_path):
     assert all(p.item() == 0.0 for n, p in named.items() if n.endswith("_gate"))
     lm = s.lmm.model.lm
     assert lm.get_output_embeddings().weight is lm.get_input_embeddings().weight  # tiny-scratch ties them
+
+
+def test_eval_split_is_held_out_and_scored(pairs, tmp_path):
+    """data.eval_fraction holds records out of training; eval/ metrics are the trained model's on exactly them.
+
+    Compared against: the held-out log-probs recomputed from the saved final model (a separate load and pass).
+    """
+    from symdpo.models.registry import load_model
+    from symdpo.train import loop
+    from symdpo.train.dpo import train_dpo
+    from symdpo.train.reference import pair_logps
+
+    cfg = tiny_cfg(pairs, tmp_path / "run", "data.eval_fraction=0.25", "logging.eval_every_steps=1")
+    s = loop.setup(cfg)
+    held, trained = {r.id for r in s.eval_dataset.records}, {r.id for r in s.dataset.records}
+    assert len(held) == 8 and len(trained) == 24 and not held & trained
+    train_dpo(cfg)
+    rows = read_metrics(tmp_path / "run/metrics.jsonl")
+    assert [r["step"] for r in rows if "eval/loss" in r] == [1, 2]
+    final = load_model(tmp_path / "run/final")
+    final.train(False)
+    chosen, rejected = pair_logps(final, s.eval_dataset, list(range(8)), batch_size=4, shared_prefix=True)
+    assert rows[-1]["eval/logps/chosen"] == pytest.approx(chosen.mean().item(), abs=1e-4)
+    assert rows[-1]["eval/logps/rejected"] == pytest.approx(rejected.mean().item(), abs=1e-4)

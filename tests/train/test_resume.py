@@ -76,16 +76,35 @@ def test_kill9_then_resume_is_bitwise_equal(pairs, tmp_path, uninterrupted):
     assert [p.name for p in ckpt.list_checkpoints(out)] == ["step-00000006", "step-00000008"]  # last 2 kept
 
 
-@pytest.mark.slow
-def test_sigterm_saves_exits_and_resumes(pairs, tmp_path, uninterrupted):
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+                         ids=["ctrl-c", "sigterm"])
+def test_signal_saves_exits_nonzero_and_resumes(pairs, tmp_path, uninterrupted, sig):
+    """Ctrl-C and SIGTERM save at the end of the step, exit 128 + signal (so `train && eval` stops), resume whole."""
     out = tmp_path / "run"
-    proc = _interrupt(_cmd(pairs, out), out, sig=signal.SIGTERM, after_step=2)
-    assert proc.returncode == 0 and "SIGTERM" in proc.stderr.read()
+    proc = _interrupt(_cmd(pairs, out), out, sig=sig, after_step=2)
+    err = proc.stderr.read()
+    assert proc.returncode == 128 + sig and signal.Signals(sig).name in err and "Traceback" not in err, err[-2000:]
     stopped_at = int(ckpt.latest_checkpoint(out).name.split("-")[1])
     assert 2 <= stopped_at < STEPS
+    assert max(m["step"] for m in read_metrics(out / "metrics.jsonl")) == stopped_at  # no step done and lost
     r = _run(_cmd(pairs, out, "--resume"))
     assert r.returncode == 0, r.stderr[-3000:]
     _assert_bitwise(load_file(out / "final/trainable.safetensors"), uninterrupted)
+
+
+def test_resume_refuses_what_it_cannot_resume(pairs, tmp_path):
+    """--resume on a folder that is not there, or with a config that changes the run: one line, nothing written."""
+    r = _run(_cmd(pairs, tmp_path / "absent", "--resume"))
+    assert r.returncode == 1 and "does not exist" in r.stderr.strip().splitlines()[-1] and "Traceback" not in r.stderr
+    assert not (tmp_path / "absent").exists()
+    out = tmp_path / "run"
+    proc = _interrupt(_cmd(pairs, out), out, sig=signal.SIGKILL, after_step=2)
+    assert proc.returncode == -signal.SIGKILL
+    r = _run(_cmd(pairs, out, "--resume", "optim.lr=5e-3"))
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and "optim.lr" in last and "Traceback" not in r.stderr, r.stderr[-2000:]
+    r = _run(_cmd(pairs, out, "--resume", "logging.every_steps=2"))  # logging may change on a resume
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_refuses_to_overwrite_without_resume(pairs, tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from symdpo.data.errors import BadImageError
+from symdpo.data.errors import BadImageError, DataError
 from symdpo.data.images import check_image
 from symdpo.data.options import BuildOptions
 from symdpo.data.pool import VQAPool
@@ -152,11 +152,25 @@ def build(opts: BuildOptions, *, progress: Progress | None = None) -> dict:
                     break
         finally:
             writer.close()
+        if n == 0:  # raised inside the block: nothing is written
+            raise DataError(opts.out, f"no records to write: {_why_empty(opts, info, counts)}")
         manifest = _manifest(opts, root, fmt, model, n, counts, info)
         tmp_manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if progress:
         progress(total, total)
     return manifest
+
+
+def _why_empty(opts: BuildOptions, info: dict, counts: Counter[str]) -> str:
+    """Return what left a build with no records, and what to change."""
+    if not info.get("examples"):
+        if opts.question_regex:
+            return f"--question-regex {opts.question_regex!r} matched no question of the source; loosen it"
+        return "the source has no examples; check --split and the annotation files"
+    if counts["skipped_examples_bad_image"] == info["examples"]:
+        return "every example's image was skipped as bad (see --check-images / --on-bad-image)"
+    return (f"none of the {info['examples']} examples could be given a context (each query needs at least "
+            f"--k-min {opts.symbols.k_min} demonstrations with other answers); lower --k-min or use more data")
 
 
 def _manifest(opts: BuildOptions, root: Path, fmt: str, model: type[Record], n: int, counts: Counter[str],

@@ -11,12 +11,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from symdpo.data.build import build as run_build
-from symdpo.data.errors import DataError
+from symdpo.data.errors import BadImageError, DataError
+from symdpo.data.images import check_image
 from symdpo.data.inspect import contact_sheet, describe, read_manifest
 from symdpo.data.options import BuildOptions, SymbolOptions
 from symdpo.data.recordio import read_records
+from symdpo.errors import GuardedGroup, UsageError, validation_message
 
-app = typer.Typer(help="Build and inspect SymDPO preference / SFT data.", no_args_is_help=True)
+app = typer.Typer(cls=GuardedGroup, help="Build and inspect SymDPO preference / SFT data.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
@@ -25,7 +27,10 @@ def _weights(text: str) -> dict[str, float]:
     out = {}
     for part in filter(None, text.split(",")):
         name, _, w = part.partition("=")
-        out[name.strip()] = float(w) if w else 1.0
+        try:
+            out[name.strip()] = float(w) if w else 1.0
+        except ValueError:
+            raise UsageError(f"--rejected: {part!r} is not type=weight, e.g. text=1,wrong_symbol=2") from None
     return out
 
 
@@ -71,17 +76,12 @@ def build(
                                   rejected_weights=_weights(rejected), pairs_per_query=pairs_per_query,
                                   wrong_symbol=wrong_symbol, symbols_file=symbols_file,
                                   builtin_symbols=builtin_symbols))
-    except (ValidationError, ValueError) as e:
-        console.print(f"[red]invalid options:[/red] {e}")
-        raise typer.Exit(2) from None
+    except ValidationError as e:
+        raise UsageError(validation_message(e, {"rejected_weights": "--rejected"})) from None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("building", total=None)
-        try:
-            manifest = run_build(opts, progress=lambda done, total: bar.update(task, completed=done, total=total))
-        except DataError as e:
-            console.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(1) from None
+        manifest = run_build(opts, progress=lambda done, total: bar.update(task, completed=done, total=total))
     c = manifest["counts"]
     typer.echo(f"wrote {c['records']} records to {out} (kinds {c['by_kind']}, rejected {c['by_rejected_type']}, "
                f"bad images skipped {manifest['bad_images']['skipped']})")
@@ -94,28 +94,38 @@ def inspect(
     sheet: Optional[Path] = typer.Option(None, help="PNG contact sheet of the first record (default FILE.sample.png)"),
     image_root: Optional[Path] = typer.Option(None, help="image folder (default: from the manifest)"),
 ) -> None:
-    """Validate every record of FILE, print a few rendered samples and write a contact sheet of one."""
+    """Validate every record of FILE and that its images open, print a few rendered samples, draw one."""
     manifest = read_manifest(file)
     root = image_root or (Path(manifest["source"]["image_root"]) if manifest else None)
-    shown, total, first = [], 0, None
-    try:
-        for rec in read_records(file):
-            total += 1
-            if first is None:
-                first = rec
-            if len(shown) < n:
-                shown.append(rec)
-    except DataError as e:
-        console.print(f"[red]invalid record:[/red] {e}")
-        raise typer.Exit(1) from None
+    shown, total, first, images = [], 0, None, set()
+    for rec in read_records(file):  # a bad record raises DataError naming the file, line and field
+        total += 1
+        first = first or rec
+        images.update(rec.images)
+        if len(shown) < n:
+            shown.append(rec)
+    if not total:
+        raise DataError(file, "no records: the file is empty")
     for rec in shown:
         typer.echo(describe(rec) + "\n")
-    typer.echo(f"{total} records, all valid")
+    if root is None:
+        raise DataError(file, f"{total} records valid, but no manifest beside it names the image folder: pass "
+                        "--image-root to check the images")
+    bad = {}
+    for rel in sorted(images):
+        try:
+            check_image(root, rel, decode=False, strict_extension=False)
+        except BadImageError as e:
+            bad[rel] = e.reason
+    if bad:
+        rel, reason = next(iter(bad.items()))
+        raise DataError(file, f"{total} records valid, but {len(bad)} of their {len(images)} images cannot be "
+                        f"used under {root} (first: {rel}: {reason}); fix the folder or pass --image-root")
+    typer.echo(f"{total} records, all valid; their {len(images)} images open under {root}")
     if manifest:
         typer.echo(f"manifest counts: {manifest['counts']}")
-    if first is not None:
-        path = contact_sheet(first, root, sheet or Path(f"{file}.sample.png"))
-        typer.echo(f"contact sheet: {path}")
+    path = contact_sheet(first, root, sheet or Path(f"{file}.sample.png"))
+    typer.echo(f"contact sheet: {path}")
 
 
 if __name__ == "__main__":

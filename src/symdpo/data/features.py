@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from symdpo.atomic import write_bytes
 from symdpo.data.images import load_image, preprocess_clip
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -58,14 +57,7 @@ class FeatureCache:
         target.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(features), allow_pickle=False)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{key[:16]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buf.getvalue())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes(target, buf.getvalue())
 
 
 @torch.no_grad()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Source = Literal["vqav2", "okvqa", "textvqa", "easyvqa", "coco", "flickr30k"]
 
@@ -26,11 +27,11 @@ class SymbolOptions(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> SymbolOptions:
         if self.k_max < self.k_min:
-            raise ValueError(f"k_max ({self.k_max}) < k_min ({self.k_min})")
+            raise ValueError(f"--k-max ({self.k_max}) is below --k-min ({self.k_min})")
         if any(w < 0 for w in self.rejected_weights.values()) or not any(self.rejected_weights.values()):
-            raise ValueError("rejected_weights must be non-negative with a positive total")
+            raise ValueError("--rejected weights must be non-negative with a positive total, e.g. text=1,wrong_symbol=1")
         if not self.builtin_symbols and self.symbols_file is None:
-            raise ValueError("no symbols: keep the built-in list or give a symbols file")
+            raise ValueError("no symbols: keep --builtin-symbols or give --symbols-file")
         return self
 
 
@@ -58,6 +59,33 @@ class BuildOptions(BaseModel):
     check_images: Literal["none", "header", "decode"] = "header"
     on_bad_image: Literal["error", "skip"] = "error"
     strict_extension: bool = True
+
+    @field_validator("question_regex")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"not a regular expression: {e}") from None
+        return v
+
+    @field_validator("out")
+    @classmethod
+    def _out(cls, v: Path) -> Path:
+        if v.suffix.lower() not in (".jsonl", ".parquet"):
+            raise ValueError("the output file must end in .jsonl or .parquet")
+        if v.is_dir():
+            raise ValueError("is a directory: give a file path such as data/pairs.jsonl")
+        return v
+
+    @field_validator("image_root")
+    @classmethod
+    def _root(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_dir():
+            raise ValueError("is a file: give the folder the image paths are relative to" if v.exists()
+                             else "folder not found")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> BuildOptions:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from symdpo.atomic import temp_file
 from symdpo.data.errors import DataError
 from symdpo.data.records import PreferenceRecord, Record, SFTRecord
 
@@ -46,10 +46,7 @@ def atomic_outputs(*targets: Path) -> Iterator[list[Path]]:
     temps = []
     try:
         for t in targets:
-            t.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=t.parent, prefix=f".{t.name}.", suffix=".tmp")
-            os.close(fd)
-            temps.append(Path(tmp))
+            temps.append(temp_file(t))
         yield temps
         for tmp in temps:
             with open(tmp, "rb+") as f:
@@ -124,6 +121,8 @@ def parse_record(path: Path, obj: Any, *, line: int | None = None, item: str | N
 def read_records(path: str | Path) -> Iterator[Record]:
     """Yield the validated records of a JSONL or Parquet file; a bad one raises naming file, line, field."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(path, "is a directory: give a .jsonl or .parquet record file")
     if not path.is_file():
         raise DataError(path, "file not found")
     if format_of(path) == "parquet":

@@ -1,18 +1,20 @@
 """``symdpo eval``: run an evaluation, merge a sharded one, compare two runs.
 
-Every input problem ends in one ``error: ...`` line and exit code 2, never a traceback.
+A bad option value ends in one ``error: ...`` line and exit code 2, other input problems in one line and exit
+code 1 (``symdpo.errors``); options are checked before a model is loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
+import json
 from pathlib import Path
 from typing import Any
 
 import typer
 
-app = typer.Typer(help="Few-shot multimodal in-context evaluation (OpenFlamingo protocol).", no_args_is_help=True)
+from symdpo.errors import GuardedGroup
+
+app = typer.Typer(cls=GuardedGroup, help="Few-shot multimodal in-context evaluation (OpenFlamingo protocol).", no_args_is_help=True)
 
 
 def _split(value: str) -> list[str]:
@@ -20,43 +22,48 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _one_line(err: Exception) -> str:
-    """Return an input error as one line (pydantic's multi-line report joined)."""
-    from pydantic import ValidationError
-
-    if isinstance(err, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-    return " ".join(str(err).split())
+# EvalConfig's fields that are not spelled like their option
+_OPTION_OF_FIELD = {"tasks": "--task", "demo_selection": "--demos", "paths": "--annotations/--questions"}
 
 
-def clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Return ``fn`` with input errors turned into one stderr line and exit code 2."""
+def _device(device: str | None) -> str:
+    """Return a device this torch can use: ``device`` checked, or cuda when present, else cpu."""
+    import torch
 
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pydantic import ValidationError
+    from symdpo.errors import UsageError
 
-        from symdpo.data.errors import DataError
-        from symdpo.eval.errors import EvalError
-        from symdpo.models.errors import ModelError
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UsageError(f"--device: {device!r} is not a device; use cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: this torch build sees no CUDA GPU (torch {torch.__version__}); "
+                         "use --device cpu or install a CUDA build of torch")
+    if kind == "cuda" and torch.device(device).index is not None and torch.device(device).index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) are visible")
+    return device
 
-        try:
-            return fn(*args, **kwargs)
-        except (EvalError, DataError, ModelError, ValidationError) as err:
-            typer.echo(f"error: {_one_line(err)}", err=True)
-            raise typer.Exit(2) from None
 
-    return wrapper
+def _dtype(dtype: str | None) -> str | None:
+    """Return ``dtype`` if torch has a floating dtype of that name, else raise a UsageError."""
+    import torch
+
+    from symdpo.errors import UsageError
+
+    if dtype is not None and not (isinstance(getattr(torch, dtype, None), torch.dtype)
+                                  and getattr(torch, dtype).is_floating_point):
+        raise UsageError(f"--dtype: {dtype!r} is not a torch floating dtype; use float32, bfloat16 or float16")
+    return dtype
 
 
 def _load_model(name: str, dtype: str | None, device: str | None) -> tuple[Any, dict[str, Any]]:
     """Return the model (moved to ``device``) and the description saved with the run."""
-    import torch
-
     from symdpo.models.registry import load_model
 
-    model = load_model(name, dtype=dtype)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = _device(device)
+    model = load_model(name, dtype=_dtype(dtype))
     model.module.to(device)
     model.train(False)
     info = {"name": name, "class": type(model).__name__, "family": model.family, "source": model.source,
@@ -65,7 +72,6 @@ def _load_model(name: str, dtype: str | None, device: str | None) -> tuple[Any, 
 
 
 @app.command()
-@clean_errors
 def run(
     model: str = typer.Option(..., help="preset name (e.g. tiny, openflamingo-3b-instruct) or a saved model folder"),
     task: str = typer.Option(..., help="task name(s), comma-separated: coco, flickr30k, vqav2, okvqa, textvqa, easyvqa"),
@@ -98,10 +104,14 @@ def run(
     stop_after: int = typer.Option(None, hidden=True, help="stop after writing this many rows (resume tests)"),
 ) -> None:
     """Evaluate a model; writes predictions, results.json, results.md and shot curves into OUT."""
+    from pydantic import ValidationError
+
+    from symdpo.errors import UsageError, validation_message
     from symdpo.eval.config import EvalConfig
     from symdpo.eval.distributed import current_shard
+    from symdpo.eval.errors import EvalError
     from symdpo.eval.merge import merge_run
-    from symdpo.eval.runner import run_eval, task_or_error
+    from symdpo.eval.runner import check_run_dir, run_eval, task_or_error
 
     paths = {k: v for k, v in dict(annotations=annotations, questions=questions, train_annotations=train_annotations,
                                    train_questions=train_questions, image_root=image_root,
@@ -109,13 +119,19 @@ def run(
     try:
         shot_list = [int(s) for s in _split(shots)]
     except ValueError:
-        raise typer.BadParameter(f"--shots must be comma-separated integers, got {shots!r}") from None
-    config = EvalConfig(model=model, tasks=_split(task), shots=shot_list, trials=trials, seed=seed,
-                        num_samples=num_samples, query_set_size=query_set_size, demo_selection=demos,
-                        demo_images=_split(demo_images), query_image=_split(query_image), batch_size=batch_size,
-                        paths=paths, feature_cache=feature_cache, prompt_style=prompt_style)
-    for name in config.tasks:
-        task_or_error(name)  # before loading a model
+        raise UsageError(f"--shots must be comma-separated integers, got {shots!r}") from None
+    try:
+        config = EvalConfig(model=model, tasks=_split(task), shots=shot_list, trials=trials, seed=seed,
+                            num_samples=num_samples, query_set_size=query_set_size, demo_selection=demos,
+                            demo_images=_split(demo_images), query_image=_split(query_image), batch_size=batch_size,
+                            paths=paths, feature_cache=feature_cache, prompt_style=prompt_style)
+        for name in config.tasks:
+            task_or_error(name)  # before loading a model
+        check_run_dir(Path(out))
+    except ValidationError as e:
+        raise UsageError(validation_message(e, _OPTION_OF_FIELD)) from None
+    except EvalError as e:
+        raise UsageError(str(e)) from None
     if threads:
         import torch
 
@@ -137,7 +153,6 @@ def run(
 
 
 @app.command()
-@clean_errors
 def merge(run_dir: Path = typer.Argument(..., help="run directory whose shards have all finished")) -> None:
     """Score a (sharded) run from its predictions files and write its reports."""
     from symdpo.eval.merge import merge_run
@@ -147,7 +162,6 @@ def merge(run_dir: Path = typer.Argument(..., help="run directory whose shards h
 
 
 @app.command()
-@clean_errors
 def compare(run_a: Path = typer.Argument(...), run_b: Path = typer.Argument(...)) -> None:
     """Print two runs' scores side by side with B - A deltas."""
     from symdpo.eval.report import compare as compare_runs
@@ -164,7 +178,6 @@ def tasks_command() -> None:
 
 
 @app.command("symbols")
-@clean_errors
 def symbols_command(
     model: str = typer.Option(..., help="preset name or saved model directory"),
     probes: Path = typer.Option(..., help="symbol records from `symdpo data build --icl-fraction 0` on a held-out split"),
@@ -172,21 +185,28 @@ def symbols_command(
     out: Path | None = typer.Option(None, help="write the scores here as JSON"),
 ) -> None:
     """Symbol-ICL accuracy: how often the model picks the right symbol, with real and blank demo images."""
-    import json
-
+    from symdpo.atomic import write_text
     from symdpo.data.recordio import read_records
+    from symdpo.errors import UsageError
+    from symdpo.eval.errors import EvalError
     from symdpo.eval.symbol_icl import symbol_accuracy
     from symdpo.train.data import manifest_image_root
 
-    lmm, _ = _load_model(model, None, None)
-    records = list(read_records(probes))
+    conditions = _split(demo_images)
+    unknown = [c for c in conditions if c not in ("real", "blank")]
+    if unknown or not conditions:
+        raise UsageError(f"--demo-images: {','.join(unknown) or demo_images!r} is not real or blank "
+                         "(give real, blank or real,blank)")
+    records = list(read_records(probes))  # a missing or bad file fails before the model loads
+    if not records:
+        raise EvalError(f"{probes}: no probe records; build them with `symdpo data build --icl-fraction 0 ...`")
     root = manifest_image_root(probes)
     if root is None:
-        from symdpo.eval.errors import EvalError
-
-        raise EvalError(f"{probes}: no manifest beside it naming the image root")
-    scores = {cond: symbol_accuracy(lmm, records, root, demo_images=cond) for cond in _split(demo_images)}
+        raise EvalError(f"{probes}: no manifest beside it names the image folder; rebuild the probes with "
+                        "`symdpo data build`")
+    lmm, _ = _load_model(model, None, None)
+    scores = {cond: symbol_accuracy(lmm, records, root, demo_images=cond) for cond in conditions}
     for cond, s in scores.items():
         typer.echo(f"symbol-ICL accuracy, {cond} demo images: {s['accuracy']:.1f}% of {s['n']} (chance {s['chance']:.1f}%)")
     if out is not None:
-        out.write_text(json.dumps({"model": model, "probes": str(probes), "scores": scores}, indent=2))
+        write_text(out, json.dumps({"model": model, "probes": str(probes), "scores": scores}, indent=2) + "\n")

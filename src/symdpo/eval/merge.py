@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from symdpo.atomic import write_text
 from symdpo.eval.config import EvalConfig
 from symdpo.eval.errors import EvalError
 from symdpo.eval.plan import conditions
@@ -63,8 +64,6 @@ def merge_run(run_dir: str | Path) -> dict[str, Any]:
         "results": list(cells.values()),
         "visual_reliance": visual_reliance(list(cells.values())),
     }
-    tmp = run_dir / "predictions.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
-    tmp.replace(run_dir / "predictions.jsonl")
+    write_text(run_dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
     write_reports(run_dir, results)
     return results

@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from symdpo.atomic import write_text
+
 PACKAGES = ("symdpo", "torch", "transformers", "accelerate", "numpy", "pycocoevalcap", "easy-vqa")
 
 
@@ -78,24 +80,53 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(run_dir: Path, results: dict[str, Any]) -> list[Path]:
-    """Write one shot-curve PNG per task (a line per image condition, std as error bars); return the paths."""
+# metric name -> (axis label, top of its scale or None); every score is stored x100 (percent, CIDEr-D x 100)
+METRIC_AXES = {"vqa_accuracy": ("VQA accuracy (%)", 100.0), "symbol_accuracy": ("symbol accuracy (%)", 100.0),
+               "cider": ("CIDEr", None)}
+
+
+def shot_curve_figure(task: str, cells: Sequence[dict[str, Any]], model: str):
+    """Return the matplotlib Figure of one task's score against shots, a line per image condition."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and in CI
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    conds = list(dict.fromkeys((c["demo_images"], c["query_image"]) for c in cells))
+    for cond in conds:
+        line = sorted((c for c in cells if (c["demo_images"], c["query_image"]) == cond), key=lambda c: c["shots"])
+        several = any(len(c.get("trials", ())) > 1 for c in line)  # std over trials; none for one trial
+        ax.errorbar([c["shots"] for c in line], [c["mean"] for c in line],
+                    yerr=[c.get("std", 0.0) for c in line] if several else None,
+                    marker="o", capsize=3, label=f"demo images {cond[0]}, query image {cond[1]}")
+    metric = cells[0]["metric"]
+    label, top = METRIC_AXES.get(metric, (metric, None))
+    ax.set_xticks(sorted({c["shots"] for c in cells}))
+    ax.set_xlabel("shots (in-context demonstrations)")
+    ax.set_ylabel(label)
+    if top is not None:
+        ax.set_ylim(0, top)
+    else:
+        ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    name = "\n".join(textwrap.wrap(str(model), 55, break_on_hyphens=False)) or "?"
+    ax.set_title(f"{task}\n{name}", fontsize=10)
+    if len(conds) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(run_dir: Path, results: dict[str, Any]) -> list[Path]:
+    """Write one shot-curve PNG per task (see ``shot_curve_figure``); return the paths."""
     paths = []
     for task in dict.fromkeys(c["task"] for c in results["results"]):
         cells = [c for c in results["results"] if c["task"] == task]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for cond in dict.fromkeys((c["demo_images"], c["query_image"]) for c in cells):
-            line = sorted((c for c in cells if (c["demo_images"], c["query_image"]) == cond), key=lambda c: c["shots"])
-            ax.errorbar([c["shots"] for c in line], [c["mean"] for c in line], yerr=[c["std"] for c in line],
-                        marker="o", capsize=3, label=f"demos {cond[0]}, query {cond[1]}")
-        ax.set(xlabel="shots", ylabel=cells[0]["metric"], title=f"{task}: {results['config']['model']}")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
+        fig = shot_curve_figure(task, cells, results["config"]["model"])
+        import matplotlib.pyplot as plt  # after shot_curve_figure chose the headless backend
         path = run_dir / f"shots_{task}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
@@ -105,8 +136,8 @@ def plot_curves(run_dir: Path, results: dict[str, Any]) -> list[Path]:
 
 def write_reports(run_dir: Path, results: dict[str, Any]) -> None:
     """Write results.json, results.md and the shot-curve PNGs into ``run_dir``."""
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (run_dir / "results.md").write_text(markdown(results))
+    write_text(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text(run_dir / "results.md", markdown(results))
     plot_curves(run_dir, results)
 
 

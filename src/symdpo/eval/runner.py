@@ -9,13 +9,13 @@ run's predictions files are never written again.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from symdpo.atomic import write_text
 from symdpo.data.errors import BadImageError
 from symdpo.data.images import check_image
 from symdpo.eval.config import EvalConfig
@@ -133,8 +133,31 @@ def batches(config: EvalConfig, plans: list[TaskPlan]) -> Iterator[Batch]:
                 yield Batch(plan, cond, records[start:start + config.batch_size])
 
 
+_TRAINING_MARKERS = ("run.json", "metrics.jsonl", "checkpoints", "final")  # what a training output_dir holds
+
+
+def check_run_dir(out: Path) -> None:
+    """Raise EvalError unless ``out`` is absent, empty, or an earlier evaluation run (checked before any work)."""
+    if out.exists() and not out.is_dir():
+        raise EvalError(f"--out {out}: is a file; give a folder for the run")
+    if not out.is_dir():
+        return
+    found = [m for m in _TRAINING_MARKERS if (out / m).exists()]
+    if found:
+        raise EvalError(f"--out {out}: holds a training run ({', '.join(found)}); give the evaluation its own "
+                        f"folder, e.g. --out {out / 'eval'}")
+    path = out / CONFIG_FILE
+    if path.exists():
+        try:
+            EvalConfig.model_validate_json(path.read_text())
+        except ValueError:
+            raise EvalError(f"--out {out}: its {CONFIG_FILE} is not an evaluation run's (a saved model?); "
+                            "give the evaluation its own folder") from None
+
+
 def write_run_files(out: Path, config: EvalConfig, model_info: dict[str, Any]) -> None:
     """Write config.json and model.json, or check that an earlier run in ``out`` predicted the same things."""
+    check_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / CONFIG_FILE
     if path.exists():
@@ -143,9 +166,7 @@ def write_run_files(out: Path, config: EvalConfig, model_info: dict[str, Any]) -
             diff = [k for k, v in config.prediction_fingerprint().items() if old.prediction_fingerprint()[k] != v]
             raise EvalError(f"{out} holds a run with different {', '.join(diff)}; use another --out")
     for name, data in ((CONFIG_FILE, config.model_dump(mode="json")), (MODEL_FILE, model_info)):
-        tmp = out / f".{name}.{os.getpid()}.tmp"  # every process may write: atomic replace, same content
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, out / name)
+        write_text(out / name, json.dumps(data, indent=2) + "\n")  # every process may write: same content
 
 
 def run_eval(config: EvalConfig, model: Any, out: str | Path, *, model_info: dict[str, Any] | None = None,

@@ -97,8 +97,9 @@ def symbol_probe_loader(paths: Mapping[str, Any], split: str) -> Split:
 
     # Symbol probes are scored (the model ranks the context's symbols), not generated, so they run through
     # `symdpo eval symbols` (eval/symbol_icl.py) rather than this generation runner.
-    raise EvalError("symbol_icl probes are scored, not generated: build them with `symdpo data build "
-                    "--icl-fraction 0 --split val ...` and run `symdpo eval symbols --probes FILE`")
+    raise EvalError("symbol_icl probes are scored, not generated: build them from a held-out split with "
+                    "`symdpo data build --icl-fraction 0 ...` (easy-VQA: --split test; VQAv2/OK-VQA: the val "
+                    "files) and run `symdpo eval symbols --probes FILE`")
 
 
 # --- metrics ------------------------------------------------------------------------------------------------

@@ -6,21 +6,35 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Models: presets, OpenFlamingo checkpoint conversion, export.", no_args_is_help=True)
+from symdpo.errors import GuardedGroup
+
+app = typer.Typer(cls=GuardedGroup, help="Models: presets, OpenFlamingo checkpoint conversion, export.", no_args_is_help=True)
 
 
 @app.command("presets")
 def presets() -> None:
-    """List the model presets of every family."""
+    """List the model presets of every family, grouped by family, in a table as wide as the terminal."""
     from rich.console import Console
     from rich.table import Table
 
     from symdpo.models.registry import presets as all_presets
 
-    table = Table("preset", "family", "weights", "description")
-    for p in all_presets():
-        table.add_row(p.name, p.family, p.source, p.description)
-    Console().print(table)
+    rows, console = all_presets(), Console()
+    families = list(dict.fromkeys(p.family for p in rows))  # registry order: Flamingo first
+    name_w = max(len(p.name) for p in rows) + 2  # names indented under their family
+    room = max(console.width - name_w - 6, 24)  # 6: two column rules and the inner padding
+    weights_w = min(max(len(p.source) for p in rows), max(12, room * 2 // 5))
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("preset", width=name_w, no_wrap=True)
+    table.add_column("weights", width=weights_w, no_wrap=True, overflow="ellipsis")
+    desc_w = min(room - weights_w, max(len(p.description) for p in rows))
+    table.add_column("description", width=desc_w, no_wrap=True, overflow="ellipsis")
+    for family in families:
+        table.add_row(f"[bold cyan]{family}[/]", "", "")
+        group = [p for p in rows if p.family == family]
+        for i, p in enumerate(group):
+            table.add_row(f"  {p.name}", p.source, p.description, end_section=i == len(group) - 1)
+    console.print(table)
 
 
 @app.command("convert")

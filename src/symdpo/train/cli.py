@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from symdpo.config import ConfigError, load_config
+from symdpo.errors import GuardedGroup, UsageError, one_line
 from symdpo.train.config import TrainConfig
 
-app = typer.Typer(help="Fine-tune with SFT or SymDPO (accelerate: 1 process, DDP, FSDP, DeepSpeed).",
+app = typer.Typer(cls=GuardedGroup, help="Fine-tune with SFT or SymDPO (accelerate: 1 process, DDP, FSDP, DeepSpeed).",
                   no_args_is_help=True)
-console = Console(stderr=True)
 
 CONFIG = typer.Option(..., "--config", "-c", help="YAML recipe, e.g. configs/tiny_dpo.yaml")
 OVERRIDES = typer.Argument(None, help="dotted overrides: optim.lr=1e-5 data.path=pairs.jsonl")
@@ -20,22 +20,25 @@ RESUME = typer.Option(False, "--resume", help="continue from the newest checkpoi
 
 
 def _load(config: Path, overrides: list[str] | None) -> TrainConfig:
+    """Return the validated config; a bad file or override is a usage error (one line, exit 2)."""
     try:
         return load_config(config, overrides or [], TrainConfig)
     except ConfigError as e:
-        console.print(f"[red]{e}")
-        raise typer.Exit(2) from None
+        raise UsageError(one_line(str(e))) from None
 
 
 def _finish(result: dict) -> None:
-    """Close the process group of a launched run, then say how the run ended."""
+    """Close the process group of a launched run, say how the run ended; a signal's stop exits 128 + signal."""
     from symdpo.distributed import close_process_group
 
     close_process_group()
     if result["stopped"]:
-        console.print(f"stopped by SIGTERM after step {result['step']}; checkpoint saved — rerun with --resume")
-    elif result["final"]:
-        console.print(f"done after step {result['step']}: {result['final']}")
+        name = signal.Signals(result["signal"]).name if result.get("signal") else "a signal"
+        typer.echo(f"stopped by {name} after step {result['step']}; checkpoint saved: rerun the same command "
+                   "with --resume to continue", err=True)
+        raise typer.Exit(128 + (result.get("signal") or signal.SIGTERM))  # 130 for Ctrl-C, 143 for SIGTERM
+    if result["final"]:
+        typer.echo(f"done after step {result['step']}: {result['final']}", err=True)
 
 
 @app.command()
@@ -55,4 +58,8 @@ def sft(config: Path = CONFIG, overrides: list[str] = OVERRIDES, resume: bool = 
 
 
 if __name__ == "__main__":  # `python -m symdpo.train.cli` (torchrun / accelerate launch entry)
-    app()
+    import sys
+
+    from symdpo.cli import run_app
+
+    run_app(app, sys.argv[1:], "python -m symdpo.train.cli")

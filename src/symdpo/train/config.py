@@ -60,6 +60,17 @@ class DataSection(StrictModel):
     # the prompt format the records are written in: native (the model's own, a chat format for instruct
     # models) or openflamingo (OpenFlamingo's wording); unset: the model's default, the one evaluation uses
     prompt_style: Literal["native", "openflamingo"] | None = None
+    # held-out records scored every `logging.eval_every_steps` (logged as eval/...): a file of its own (its
+    # manifest names its images), or a seeded share of `path` taken out of training
+    eval_path: Path | None = None
+    eval_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    eval_max_records: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_eval_source(self) -> DataSection:
+        if self.eval_path is not None and self.eval_fraction:
+            raise ValueError("give data.eval_path or data.eval_fraction, not both")
+        return self
 
 
 class OptimSection(StrictModel):
@@ -101,6 +112,7 @@ class LoggingSection(StrictModel):
     """Where metrics go; JSONL always, the others when installed and asked for."""
 
     every_steps: int = Field(1, ge=1)
+    eval_every_steps: int | None = Field(None, ge=1)  # default: at every checkpoint and at the end
     tensorboard: bool = True
     wandb: bool = False
     mlflow: bool = False

@@ -6,12 +6,14 @@ process of a run, whatever their number, sees the same global batch at the same 
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from symdpo.data.errors import DataError
 from symdpo.data.images import load_image
 from symdpo.data.recordio import read_records
 from symdpo.data.records import PreferenceRecord, render_record
@@ -60,9 +62,12 @@ class RecordDataset:
     def __init__(self, path: str | Path, *, image_root: str | Path | None = None, max_records: int | None = None,
                  end_of_chunk: str = "<|endofchunk|>", prompts: dict[str, PromptFormat] | None = None):
         self.path = Path(path)
+        if not self.path.is_file():  # named first: a missing file also has no manifest to name its images
+            what = "is a directory: give a record file" if self.path.is_dir() else "file not found"
+            raise DataError(self.path, f"{what} (data.path)")
         root = image_root or manifest_image_root(self.path)
         if root is None:
-            raise ValueError(f"{self.path}: no image root (no manifest beside it): set data.image_root")
+            raise DataError(self.path, "no manifest beside it names the image folder: set data.image_root")
         self.image_root = Path(root)
         self.records = []
         for rec in read_records(self.path):
@@ -70,7 +75,7 @@ class RecordDataset:
             if max_records and len(self.records) >= max_records:
                 break
         if not self.records:
-            raise ValueError(f"{self.path}: no records")
+            raise DataError(self.path, "no records (data.path): build some with `symdpo data build`")
         self.end_of_chunk = end_of_chunk
         self.prompts = dict(prompts or OPENFLAMINGO)  # the model's formats (kind -> PromptFormat)
         self._image = lru_cache(maxsize=4096)(self._load)  # easy-VQA-sized sets stay in memory
@@ -97,6 +102,17 @@ class RecordDataset:
         rec = self.records[i]
         return rec.rejected_type if isinstance(rec, PreferenceRecord) else rec.kind
 
+    def split_off(self, fraction: float, seed: int) -> RecordDataset:
+        """Return a held-out dataset of a seeded ``fraction`` of the records, removing them from this one."""
+        n = max(1, round(fraction * len(self.records)))
+        if n >= len(self.records):
+            raise DataError(self.path, f"data.eval_fraction {fraction} leaves no record to train on")
+        held = set(random.Random(seed).sample(range(len(self.records)), n))
+        other = copy.copy(self)
+        other.records = [r for i, r in enumerate(self.records) if i in held]
+        self.records = [r for i, r in enumerate(self.records) if i not in held]
+        return other
+
     def is_preference(self) -> bool:
         """Return True when the records are preference pairs (they have a rejected answer)."""
         return isinstance(self.records[0], PreferenceRecord)
@@ -106,7 +122,8 @@ def steps_per_epoch(n: int, global_batch: int) -> int:
     """Return the optimiser steps of one epoch; the last incomplete global batch is dropped (reshuffled next epoch)."""
     steps = n // global_batch
     if steps == 0:
-        raise ValueError(f"{n} records cannot fill one global batch of {global_batch}")
+        raise ValueError(f"{n} records cannot fill one global batch of {global_batch}: lower "
+                         "data.global_batch_size or use more records")
     return steps
 
 

@@ -5,6 +5,8 @@ setup → reference (precomputed beside the data, or a live frozen copy) → tra
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from symdpo.train import loop
@@ -21,7 +23,8 @@ def answer_tokens(lmm, answers: list[str]) -> int:
 class DPOObjective:
     """Per-micro-batch DPO loss with global normalisation, and the step's TRL-named metrics."""
 
-    plot_keys = ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "lr"]
+    plot_keys = ["loss", "rewards/accuracies", "rewards/accuracies/wrong_symbol", "rewards/margins", "rewards/chosen",
+                 "rewards/rejected", "lr"]
 
     def __init__(self, cfg: TrainConfig, s: loop.Setup, *, ref_logps=None, ref_lmm=None):
         self.cfg, self.s, self.d = cfg, s, cfg.dpo
@@ -88,5 +91,10 @@ def train_dpo(cfg: TrainConfig, *, resume: bool = False, on_step=None) -> dict:
     s = loop.setup(cfg, resume=resume)
     if not s.dataset.is_preference():
         raise ValueError(f"{cfg.data.path}: DPO needs preference records (chosen/rejected), got SFT records")
-    objective = DPOObjective(cfg, s, **prepare_reference(cfg, s))
-    return loop.run(s, objective, resume=resume, on_step=on_step)
+    ref = prepare_reference(cfg, s)
+    objective = DPOObjective(cfg, s, **ref)
+    held_out = None
+    if s.eval_dataset is not None:  # the same objective on the held-out records, with their own reference
+        es = dataclasses.replace(s, dataset=s.eval_dataset)
+        held_out = DPOObjective(cfg, es, **(ref if "ref_lmm" in ref else prepare_reference(cfg, es)))
+    return loop.run(s, objective, resume=resume, on_step=on_step, eval_objective=held_out)

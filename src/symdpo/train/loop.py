@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 import signal
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,10 +23,12 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from symdpo.atomic import write_text
+from symdpo.config import ConfigError
 from symdpo.models.prompts import AGNOSTIC_END, KINDS
 from symdpo.train import checkpointing as ckpt
 from symdpo.train.config import TrainConfig
-from symdpo.train.data import RecordDataset, micro_batches, step_indices, steps_per_epoch
+from symdpo.train.data import RecordDataset, manifest_image_root, micro_batches, step_indices, steps_per_epoch
 from symdpo.train.params import adamw, trainable_named
 from symdpo.train.tracking import Tracker, plot_curves, progress_bar
 
@@ -75,6 +79,8 @@ class Setup:
     dataset: RecordDataset
     groups: list  # the model's optimiser groups (models.interface.ParamGroup)
     total_steps: int
+    eval_dataset: RecordDataset | None = None  # held-out records, scored every `eval_every` steps
+    eval_every: int = 0
     extras: dict = field(default_factory=dict)
 
 
@@ -91,12 +97,56 @@ def make_accelerator(cfg: TrainConfig):
     return Accelerator(cpu=cpu, mixed_precision=cfg.precision, gradient_accumulation_steps=accum if ds else 1)
 
 
-def check_fresh(cfg: TrainConfig, resume: bool) -> None:
-    """Refuse to start over a run that has checkpoints unless resuming (checked before anything is loaded)."""
-    latest = ckpt.latest_checkpoint(cfg.output_dir)
-    if latest and not resume:
-        raise SystemExit(f"{cfg.output_dir} already holds checkpoints ({latest.name}): pass --resume, or "
-                         "choose another output_dir")
+CONFIG_FILE = "train_config.json"  # the resolved config of the run, beside its checkpoints
+# sections that may change between a run and its --resume: they change neither the data order nor the maths
+RESUMABLE = ("logging", "checkpoint")
+RESUMABLE_KEYS = ("data.micro_batch_size", "dpo.reference_batch_size")
+
+
+def _flat(node: object, prefix: str = "") -> dict[str, object]:
+    """Return a nested dict as {'a.b.c': value}."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, object] = {}
+    for k, v in node.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def config_changes(saved: dict, cfg: TrainConfig) -> list[str]:
+    """Return the dotted keys whose value differs from the saved run's, except those a resume may change."""
+    old, new = _flat(saved), _flat(cfg.model_dump(mode="json"))
+    keys = sorted(set(old) | set(new))
+    return [k for k in keys if old.get(k) != new.get(k) and k.split(".")[0] not in RESUMABLE
+            and k not in RESUMABLE_KEYS]
+
+
+def check_start(cfg: TrainConfig, resume: bool) -> None:
+    """Refuse a start that would mix two runs, or a --resume that cannot resume (checked before any loading)."""
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir {out}: is a file; give a folder")
+    latest = ckpt.latest_checkpoint(out)
+    if not resume:
+        if latest or (out / "final").exists():
+            what = f"checkpoints ({latest.name})" if latest else "a finished run (final/)"
+            raise ConfigError(f"output_dir {out} already holds {what}: pass --resume to continue it, or choose "
+                              "another output_dir")
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--resume: output_dir {out} does not exist, so there is nothing to resume; drop "
+                          "--resume to start a new run")
+    if latest is None:
+        raise ConfigError(f"--resume: output_dir {out} holds no complete checkpoint (the run stopped before its "
+                          f"first save, every checkpoint.every_steps={cfg.checkpoint.every_steps}); drop --resume "
+                          "and choose a new output_dir, or delete this one")
+    saved = out / CONFIG_FILE
+    if saved.is_file():
+        changed = config_changes(json.loads(saved.read_text()), cfg)
+        if changed:
+            raise ConfigError(f"--resume: the config differs from the run in {out} in {', '.join(changed[:6])}"
+                              f"{' ...' if len(changed) > 6 else ''}; resume with the run's config ({saved}) or "
+                              "start a new run in another output_dir")
 
 
 def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
@@ -105,7 +155,7 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
 
     from symdpo.models.registry import load_model
 
-    check_fresh(cfg, resume)
+    check_start(cfg, resume)
 
     # transformers warns on every forward that `past_key_values` will be renamed: noise in a training log
     warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
@@ -118,9 +168,43 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
     # end-of-turn token inside a demonstration then never reads as a demonstration boundary
     dataset = RecordDataset(cfg.data.path, image_root=cfg.data.image_root, max_records=cfg.data.max_records,
                             end_of_chunk=AGNOSTIC_END, prompts=prompts)
+    eval_dataset = None
+    if cfg.data.eval_path is not None:
+        eval_dataset = RecordDataset(cfg.data.eval_path, image_root=manifest_image_root(cfg.data.eval_path)
+                                     or cfg.data.image_root, max_records=cfg.data.eval_max_records,
+                                     end_of_chunk=AGNOSTIC_END, prompts=prompts)
+    elif cfg.data.eval_fraction:
+        eval_dataset = dataset.split_off(cfg.data.eval_fraction, cfg.seed)
+        if cfg.data.eval_max_records:
+            eval_dataset.records = eval_dataset.records[:cfg.data.eval_max_records]
     spe = steps_per_epoch(len(dataset), cfg.data.global_batch_size)
     total = cfg.optim.max_steps or cfg.optim.epochs * spe  # sized from the data, not from a constant
-    return Setup(cfg, accelerator, lmm, dataset, groups, total)
+    every = cfg.logging.eval_every_steps or cfg.checkpoint.every_steps
+    return Setup(cfg, accelerator, lmm, dataset, groups, total, eval_dataset, every if eval_dataset else 0)
+
+
+def evaluate(s: Setup, objective: Objective, scorer: nn.Module) -> dict[str, float]:
+    """Return the objective's metrics on the held-out records (no gradients, dropout off), keys prefixed eval/."""
+    from accelerate.utils import gather_object
+
+    acc, ds = s.accelerator, s.eval_dataset
+    indices = list(range(len(ds)))
+    totals = objective.denominators(indices)
+    mine = indices[acc.process_index::acc.num_processes]
+    parts: list[tuple[list[int], dict[str, list[float]]]] = []
+    was_training = s.lmm.module.training
+    s.lmm.train(False)
+    with torch.no_grad():
+        for b in range(0, len(mine), s.cfg.data.micro_batch_size):
+            mb = mine[b:b + s.cfg.data.micro_batch_size]
+            _, local = objective.micro_step(scorer, mb, totals, acc.num_processes)
+            parts.append((mb, {k: v.detach().float().cpu().tolist() for k, v in local.items()}))
+    s.lmm.train(was_training)
+    gathered = [p for share in gather_object([parts]) for p in share]  # every process's micro-batches
+    order = [i for mb, _ in gathered for i in mb]
+    rank = sorted(range(len(order)), key=order.__getitem__)
+    cat = {k: torch.tensor([x for _, local in gathered for x in local[k]])[rank] for k in gathered[0][1]}
+    return {f"eval/{k}": v for k, v in objective.metrics(cat, sorted(order), totals).items()}
 
 
 def make_scheduler(cfg: TrainConfig, optimizer, total_steps: int):
@@ -133,26 +217,42 @@ def make_scheduler(cfg: TrainConfig, optimizer, total_steps: int):
 
 
 class _Stop:
-    """SIGTERM (preemption) sets a flag; the loop saves at the end of the current step and exits."""
+    """SIGTERM (preemption) or Ctrl-C sets a flag; the loop saves at the end of the current step and stops.
+
+    A second Ctrl-C while the step finishes stops at once (the last checkpoint is kept, the step is lost).
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
-        self.requested = False
-        self._old = None
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
 
     def __enter__(self):
-        self._old = signal.signal(signal.SIGTERM, self._handle)
+        for sig in self.SIGNALS:
+            self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        self.requested = True
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        if signum == signal.SIGINT:
+            print("\ninterrupted: saving a checkpoint at the end of this step (Ctrl-C again to stop now)",
+                  file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGTERM, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
-def run(s: Setup, objective: Objective, *, resume: bool = False,
-        on_step: Callable[[int], None] | None = None) -> dict:
-    """Train to the end (or to SIGTERM); return {'step', 'stopped', 'final'}."""
+def run(s: Setup, objective: Objective, *, resume: bool = False, on_step: Callable[[int], None] | None = None,
+        eval_objective: Objective | None = None) -> dict:
+    """Train to the end (or to SIGTERM / Ctrl-C); return {'step', 'stopped', 'signal', 'final'}."""
     from accelerate.utils import DistributedType
 
     cfg, acc = s.cfg, s.accelerator
@@ -168,7 +268,10 @@ def run(s: Setup, objective: Objective, *, resume: bool = False,
         ckpt.remove_partial(out)
     acc.wait_for_everyone()
     latest = ckpt.latest_checkpoint(out)
-    check_fresh(cfg, resume)
+    check_start(cfg, resume)
+    if acc.is_main_process and not resume:
+        shutil.rmtree(out / "tensorboard", ignore_errors=True)  # a fresh run's events, not piled on older ones
+        write_text(out / CONFIG_FILE, json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
     if resume and latest:
         start = ckpt.load_checkpoint(acc, latest, model=s.lmm.module, optimizer=optimizer, scheduler=scheduler,
                                      sharded=sharded)["step"]
@@ -180,7 +283,9 @@ def run(s: Setup, objective: Objective, *, resume: bool = False,
         info = {"processes": world, "accumulation_steps": accum, "records": len(s.dataset),
                 "total_steps": s.total_steps, "start_step": start, "distributed_type": str(acc.distributed_type)}
         out.mkdir(parents=True, exist_ok=True)
-        (out / "run.json").write_text(json.dumps(info, indent=2))
+        write_text(out / "run.json", json.dumps(info, indent=2) + "\n")
+    if acc.is_main_process:
+        print_summary(s, start=start, world=world, accum=accum)
     stopped, done = False, start
     bar = progress_bar(s.total_steps, enabled=acc.is_main_process and cfg.logging.progress)
     with _Stop() as stop, bar:
@@ -213,7 +318,9 @@ def run(s: Setup, objective: Objective, *, resume: bool = False,
             if grad_norm is not None:
                 metrics["grad_norm"] = float(grad_norm)
             done = step + 1
-            if done % cfg.logging.every_steps == 0 or done == s.total_steps:
+            if eval_objective is not None and (done % s.eval_every == 0 or done == s.total_steps):
+                metrics.update(evaluate(s, eval_objective, scorer))
+            if done % cfg.logging.every_steps == 0 or done == s.total_steps or "eval/loss" in metrics:
                 tracker.log(done, metrics)
             bar.update(task, completed=done, loss=f"{metrics['loss']:.4f}",
                        acc=f"{metrics.get('rewards/accuracies', float('nan')):.2f}")
@@ -232,7 +339,31 @@ def run(s: Setup, objective: Objective, *, resume: bool = False,
     if not stopped:
         final = save_final(s, objective)
     acc.wait_for_everyone()
-    return {"step": done, "stopped": stopped, "final": final}
+    return {"step": done, "stopped": stopped, "signal": stop.signum if stopped else None, "final": final}
+
+
+def print_summary(s: Setup, *, start: int, world: int, accum: int) -> None:
+    """Print what the run is about to do: data, steps, batch, trainable parameters, where its files go."""
+    cfg, out = s.cfg, Path(s.cfg.output_dir)
+    trainable = sum(p.numel() for g in s.groups for p in g.params)
+    total = sum(p.numel() for p in s.lmm.module.parameters())
+    epochs = s.total_steps * cfg.data.global_batch_size / len(s.dataset)
+    lines = [
+        f"model {cfg.model.name} ({s.lmm.family}): {trainable:,} of {total:,} parameters train "
+        f"({100 * trainable / max(total, 1):.2f}%, policy {cfg.model.policy or s.lmm.info().default_policy})",
+        f"data {cfg.data.path}: {len(s.dataset):,} records"
+        + (f", eval {len(s.eval_dataset):,} records every {s.eval_every} steps" if s.eval_dataset else ""),
+        f"steps {start + 1}..{s.total_steps} ({epochs:.2f} epochs) of {cfg.data.global_batch_size} records = "
+        f"{world} process(es) x {accum} micro-batch(es) x {cfg.data.micro_batch_size}",
+        f"logs {out / 'metrics.jsonl'}" + (f", {out / 'tensorboard'}" if cfg.logging.tensorboard else "")
+        + f"; checkpoints every {cfg.checkpoint.every_steps} steps in {ckpt.checkpoint_root(out)}; "
+        f"the model at the end in {out / 'final'}",
+    ]
+    if start >= s.total_steps:
+        lines[2] = f"the run already reached its last step ({s.total_steps}): only the final model is written again"
+    elif start:
+        lines.insert(2, f"resuming from step {start}")
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def save_final(s: Setup, objective: Objective) -> Path | None:

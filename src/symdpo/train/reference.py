@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from symdpo.atomic import atomic_file
 from symdpo.train.data import RecordDataset
 
 
@@ -24,6 +23,8 @@ def fingerprint(dataset: RecordDataset, *, model: str, dtype: str, precision: st
     from symdpo.models.prompts import OPENFLAMINGO
 
     prompts = {k: f.to_dict() for k, f in dataset.prompts.items()} if dataset.prompts != OPENFLAMINGO else None
+    # the records' ids too: a held-out split of one file (data.eval_fraction) is its own reference set
+    h.update("\n".join(r.id for r in dataset.records).encode())
     meta = {"model": model, "dtype": dtype, "precision": precision, "n": len(dataset), "lora": lora,
             **({"prompts": prompts} if prompts else {}),
             **({"policy": policy} if policy else {}),
@@ -73,14 +74,9 @@ def precompute(accelerator, lmm, dataset: RecordDataset, path: Path, *, batch_si
             chosen, rejected = torch.zeros(len(dataset)), torch.zeros(len(dataset))
             for idx, cs, rs in shares:
                 chosen[idx], rejected[idx] = torch.tensor(cs), torch.tensor(rs)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                ids = hashlib.sha256("\n".join(r.id for r in dataset.records).encode()).hexdigest()
+            ids = hashlib.sha256("\n".join(r.id for r in dataset.records).encode()).hexdigest()
+            with atomic_file(path) as tmp:
                 save_file({"chosen": chosen, "rejected": rejected}, tmp, metadata={"ids_sha256": ids})
-                os.replace(tmp, path)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
         accelerator.wait_for_everyone()
     stored = load_file(path)
     if stored["chosen"].shape[0] != len(dataset):

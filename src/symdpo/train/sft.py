@@ -5,6 +5,8 @@ setup → train → save → cleanup.
 
 from __future__ import annotations
 
+import dataclasses
+
 from symdpo.train import loop
 from symdpo.train.config import TrainConfig
 from symdpo.train.dpo import answer_tokens
@@ -36,4 +38,5 @@ class SFTObjective:
 def train_sft(cfg: TrainConfig, *, resume: bool = False, on_step=None) -> dict:
     """Run SFT for ``cfg``; return {'step', 'stopped', 'final'}."""
     s = loop.setup(cfg, resume=resume)
-    return loop.run(s, SFTObjective(s), resume=resume, on_step=on_step)
+    held_out = SFTObjective(dataclasses.replace(s, dataset=s.eval_dataset)) if s.eval_dataset is not None else None
+    return loop.run(s, SFTObjective(s), resume=resume, on_step=on_step, eval_objective=held_out)

@@ -39,6 +39,8 @@ class JsonStream:
             self._file = open(self.path, encoding="utf-8")  # noqa: SIM115 - closed by entries()
         except FileNotFoundError:
             raise DataError(self.path, "file not found") from None
+        except IsADirectoryError:
+            raise DataError(self.path, "is a directory: give the JSON file") from None
         self._buf, self._pos, self._lines, self._item_pos, self._eof = "", 0, 0, 0, False
 
     def line(self) -> int:

@@ -1,0 +1,150 @@
+"""The CLI's one error boundary: every failure a user can meet becomes one line saying what and what to do.
+
+``SYMDPO_DEBUG=1`` lets the traceback through instead. Each stage keeps its own error type (ConfigError,
+DataError, EvalError, ModelError); this module only decides how any exception reads on the terminal.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from typer.core import TyperGroup
+
+DEBUG_VAR = "SYMDPO_DEBUG"
+_DEBUG_HINT = f"rerun with {DEBUG_VAR}=1 for the traceback"
+
+
+class UsageError(ValueError):
+    """A command-line option with a value it cannot take (exit status 2, like click's own usage errors)."""
+
+
+def debugging() -> bool:
+    """Return whether tracebacks should be shown (``SYMDPO_DEBUG`` set to anything but empty or 0)."""
+    return os.environ.get(DEBUG_VAR, "") not in ("", "0")
+
+
+def option_name(loc: Sequence[Any], names: dict[str, str] | None = None) -> str:
+    """Return the command-line option a pydantic error location stands for (``('symbols', 'k_min')`` -> ``--k-min``)."""
+    if not loc:
+        return ""
+    field = str(loc[-1])
+    if names and field in names:
+        return names[field]
+    return "--" + field.replace("_", "-")
+
+
+def validation_message(exc: Any, names: dict[str, str] | None = None) -> str:
+    """Return a pydantic ValidationError of command-line options as one line naming the options (no URL)."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) or got is None else f" (got {str(got)[:60]!r})"
+        name = option_name(err["loc"], names)
+        parts.append(f"{name}: {msg}{shown}" if name else msg)
+    return "; ".join(parts)
+
+
+_OS_HINTS = {
+    errno.ENOENT: "not found: check the path",
+    errno.EISDIR: "is a directory: give a file path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.EEXIST: "already exists: remove it or choose another path",
+    errno.EACCES: "permission denied: check the folder's permissions or choose another path",
+    errno.EPERM: "operation not permitted: check the folder's permissions or choose another path",
+    errno.ENOSPC: "no space left on the device: free some space, then rerun (finished work is kept)",
+    errno.EROFS: "read-only file system: choose a writable path",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def os_message(exc: OSError) -> str:
+    """Return an OSError as '<path>: <what is wrong and what to do>'."""
+    hint = _OS_HINTS.get(exc.errno or -1, exc.strerror or str(exc))
+    path = exc.filename2 if exc.errno == errno.EISDIR and exc.filename2 else exc.filename
+    return f"{path}: {hint}" if path else f"{hint} ({exc})"
+
+
+def one_line(text: str) -> str:
+    """Return a multi-line message (a heading, then one line per problem) as one line."""
+    return re.sub(r"\s*\n\s*", "; ", re.sub(r":\s*\n\s*", ": ", text.strip()))
+
+
+def describe(exc: BaseException) -> str:
+    """Return the one line the CLI prints for ``exc``."""
+    from pydantic import ValidationError
+
+    from symdpo.config import ConfigError
+    from symdpo.data.errors import DataError
+    from symdpo.eval.errors import EvalError
+    from symdpo.models.errors import ModelError
+
+    if isinstance(exc, (UsageError, ConfigError, DataError, EvalError, ModelError)):
+        text = one_line(str(exc))
+    elif isinstance(exc, ValidationError):
+        text = validation_message(exc)
+    elif isinstance(exc, OSError) and exc.errno is not None:
+        text = os_message(exc)
+    elif isinstance(exc, re.error):
+        text = f"invalid regular expression {exc.pattern!r}: {exc.msg} at position {exc.pos}"
+    elif isinstance(exc, (ValueError, FileNotFoundError)):
+        text = str(exc)
+    elif isinstance(exc, ImportError) and exc.name:
+        text = f"the optional package {exc.name!r} is not installed: pip install {exc.name}"
+    elif isinstance(exc, MemoryError):
+        text = "out of memory: lower the batch size or --num-samples, or use a smaller model"
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} ({_DEBUG_HINT}, and please report it)"
+    return " ".join(text.split()) or f"{type(exc).__name__} ({_DEBUG_HINT})"
+
+
+def _passes_through() -> tuple[type[BaseException], ...]:
+    """Return click's own exceptions (usage errors, Exit, Abort), which click itself reports."""
+    import click
+    import typer
+
+    try:  # typer 0.2x raises its own copy of click's exceptions (typer._click); older typer raises click's
+        from typer._click.exceptions import ClickException as TyperClickException
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        TyperClickException = click.ClickException
+    return (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, TyperClickException,
+            typer.Exit, typer.Abort)
+
+
+class GuardedGroup(TyperGroup):
+    """A typer command group whose sub-commands' errors end as one stderr line and an exit status."""
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the sub-command; an error is printed as one line and raised as SystemExit(1, 2 or 130)."""
+        if debugging():
+            return super().invoke(ctx)
+        try:
+            return super().invoke(ctx)
+        except _passes_through():
+            raise
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+        except Exception as e:  # noqa: BLE001 - the boundary: anything left becomes one line
+            print(f"error: {describe(e)}", file=sys.stderr)
+            raise SystemExit(2 if isinstance(e, UsageError) else 1) from None
+
+
+def run_guarded(fn: Callable[[], Any]) -> None:
+    """Run ``fn``; on an error print one line on stderr and exit 1 (2: a usage error, 130: Ctrl-C)."""
+    if debugging():
+        fn()
+        return
+    try:
+        fn()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the boundary: anything left becomes one line
+        print(f"error: {describe(e)}", file=sys.stderr)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
