@@ -32,6 +32,19 @@ def dir_mode() -> int:
     return 0o777 & ~umask()
 
 
+def apply_umask(path: str | Path) -> Path:
+    """Give ``path`` (a file, or a folder and everything in it) the umask's permissions; return it.
+
+    Needed after writers that choose their own mode: safetensors writes its files 0600.
+    """
+    path = Path(path)
+    fmode, dmode = file_mode(), dir_mode()
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if not p.is_symlink():
+            os.chmod(p, dmode if p.is_dir() else fmode)
+    return path
+
+
 def temp_file(target: str | Path) -> Path:
     """Return a new empty temp file beside ``target`` with the umask's permissions (the caller renames it)."""
     target = Path(target)
@@ -58,6 +71,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     tmp = temp_file(path)
     try:
         yield tmp
+        apply_umask(tmp)  # the writer may have recreated the file with its own mode
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -86,6 +100,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     tmp = temp_dir(path)
     try:
         yield tmp
+        apply_umask(tmp)
         if path.exists():
             # a directory cannot be replaced by rename in one step: move the old one aside first
             old = path.with_name(f".{path.name}.old")

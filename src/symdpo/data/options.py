@@ -73,10 +73,10 @@ class BuildOptions(BaseModel):
     @field_validator("out")
     @classmethod
     def _out(cls, v: Path) -> Path:
-        if v.suffix.lower() not in (".jsonl", ".parquet"):
-            raise ValueError("the output file must end in .jsonl or .parquet")
         if v.is_dir():
             raise ValueError("is a directory: give a file path such as data/pairs.jsonl")
+        if v.suffix.lower() not in (".jsonl", ".parquet"):
+            raise ValueError("the output file must end in .jsonl or .parquet")
         return v
 
     @field_validator("image_root")

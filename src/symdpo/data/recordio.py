@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from symdpo.atomic import temp_file
+from symdpo.atomic import apply_umask, temp_file
 from symdpo.data.errors import DataError
 from symdpo.data.records import PreferenceRecord, Record, SFTRecord
 
@@ -49,6 +49,7 @@ def atomic_outputs(*targets: Path) -> Iterator[list[Path]]:
             temps.append(temp_file(t))
         yield temps
         for tmp in temps:
+            apply_umask(tmp)  # a writer that recreated the file chose its own mode
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         for tmp, t in zip(temps, targets, strict=True):

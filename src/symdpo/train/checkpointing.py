@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from symdpo.atomic import apply_umask
+
 STEP_DIR = re.compile(r"^step-(\d{8})$")
 
 
@@ -101,6 +103,7 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, *, model, op
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         # state.json last: its presence marks the folder complete even if a filesystem reorders renames
         (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
+        apply_umask(tmp)  # safetensors writes 0600 whatever the umask
         _fsync_tree(tmp)
         if final.exists():  # the same step saved again (e.g. SIGTERM right after a periodic save)
             shutil.rmtree(final)
