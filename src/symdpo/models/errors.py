@@ -13,3 +13,7 @@ class UnknownModelError(ModelError):
 
 class CheckpointError(ModelError):
     """A checkpoint that does not fit the model; the message names the offending keys."""
+
+
+class HubUnavailableError(ModelError):
+    """A Hugging Face hub repository neither in the local cache nor downloadable now; the message names both."""

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from symdpo.models.errors import UnknownModelError
+from symdpo.models.flamingo.presets import CHECKPOINT_FILE
 from symdpo.models.flamingo.presets import PRESETS as FLAMINGO_PRESETS
-from symdpo.models.hf.presets import HF_PRESETS, is_hf_name
+from symdpo.models.hf.presets import HF_PRESETS, HUB_PREFIX, is_hf_name
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,34 @@ def saved_format(path: Path) -> str | None:
         return None
 
 
+def weights_repo(name: str) -> tuple[str, tuple[str, ...] | None] | None:
+    """Return (hub repo, files it must hold; None: its whole snapshot) of a preset's or ``hf:<id>``'s weights, or None."""
+    if name in FLAMINGO_PRESETS:
+        checkpoint = FLAMINGO_PRESETS[name].checkpoint
+        return (checkpoint, (CHECKPOINT_FILE,)) if checkpoint else None
+    if name in HF_PRESETS:
+        return (HF_PRESETS[name].repo, None) if HF_PRESETS[name].repo else None
+    return (name[len(HUB_PREFIX):], None) if name.startswith(HUB_PREFIX) else None
+
+
 def load_model(name_or_path: str | Path, *, dtype: str | None = None, trust_remote_code: bool | None = None):
     """Return the model of a preset name, an ``hf:<hub id>``, or a directory written by ``save_pretrained``.
 
     HF-native families (IDEFICS, Idefics3/SmolVLM, Qwen2-VL, ``hf:<hub id>``) load without remote code unless
     ``trust_remote_code`` (or env SYMDPO_TRUST_REMOTE_CODE=1) allows it.
     """
+    name = str(name_or_path)
+    path = Path(name_or_path)
+    weights = None if path.is_dir() else weights_repo(name)
+    if weights is not None:  # before torch and transformers load: a repo the hub cannot give fails in a second
+        from symdpo.models.hub import ensure_cached
+
+        ensure_cached(*weights, model_name=name)
+
     from symdpo.models.flamingo.loading import load_flamingo_dir, load_flamingo_preset
     from symdpo.models.hf.io import FORMAT as HF_FORMAT
     from symdpo.models.hf.loading import load_hf, load_hf_dir
 
-    name = str(name_or_path)
-    path = Path(name_or_path)
     if path.is_dir():
         if saved_format(path) == HF_FORMAT:
             return load_hf_dir(path, dtype=dtype, trust_remote_code=bool(trust_remote_code), load_base=load_model)

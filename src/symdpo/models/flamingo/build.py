@@ -92,12 +92,27 @@ def load_vision(cfg: FlamingoConfig) -> CLIPVisionModel:
     return vision.to(DTYPES[cfg.dtype]).requires_grad_(False).eval()
 
 
-def build_flamingo(cfg: FlamingoConfig) -> FlamingoLMM:
-    """Return a FlamingoLMM with pretrained/random backbones and freshly initialised Flamingo layers."""
+def hub_repos(cfg: FlamingoConfig) -> list[str]:
+    """Return the hub ids building ``cfg`` reads (LM, tokenizer, CLIP), leaving out config dicts and local dirs."""
+    import os
+
+    names = [cfg.lm, cfg.tokenizer, cfg.vision]
+    return list(dict.fromkeys(n for n in names if isinstance(n, str) and n != "tiny" and not os.path.isdir(n)))
+
+
+def build_flamingo(cfg: FlamingoConfig, *, name: str | None = None) -> FlamingoLMM:
+    """Return a FlamingoLMM with pretrained/random backbones and freshly initialised Flamingo layers.
+
+    A backbone on the hub that is not cached while the hub is unreachable raises HubUnavailableError at once
+    (naming it, and ``name`` when given), before anything loads.
+    """
+    from symdpo.models.hub import hub_access
+
     torch.manual_seed(cfg.seed)  # random parts (tiny backbones, perceiver, cross-attention) are reproducible
-    tok = load_tokenizer(cfg)
-    lm = load_lm(cfg)
-    vision = load_vision(cfg)
+    with hub_access([(r, None) for r in hub_repos(cfg)], model_name=name):
+        tok = load_tokenizer(cfg)
+        lm = load_lm(cfg)
+        vision = load_vision(cfg)
     # OpenFlamingo resizes to len(tokenizer): the released checkpoints' embedding matrices have that many rows
     lm.resize_token_embeddings(len(tok), mean_resizing=False)
     model = Flamingo(

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
+from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo, hub_repos
 from symdpo.models.flamingo.checkpoints import load_openflamingo_checkpoint
 from symdpo.models.flamingo.io import load_strict, read_config
 from symdpo.models.flamingo.lmm import FlamingoLMM
-from symdpo.models.flamingo.presets import PRESETS, preset_config
+from symdpo.models.flamingo.presets import CHECKPOINT_FILE, PRESETS, preset_config
+from symdpo.models.hub import hub_access
 
 _NOT_CONFIG = ("architectures", "transformers_version", "dtype", "torch_dtype")
 
@@ -22,11 +23,15 @@ def load_flamingo_preset(name: str, *, dtype: str | None = None) -> FlamingoLMM:
     cfg = preset_config(preset.name)
     if dtype:
         cfg = cfg.model_copy(update={"dtype": dtype})
-    lmm = build_flamingo(cfg)
-    if preset.checkpoint:
-        from huggingface_hub import hf_hub_download
+    # every hub repository is checked before anything loads: the checkpoint first, then the backbones
+    repos = [(preset.checkpoint, (CHECKPOINT_FILE,))] if preset.checkpoint else []
+    with hub_access(repos + [(r, None) for r in hub_repos(cfg)], model_name=name):
+        lmm = build_flamingo(cfg, name=name)
+        if preset.checkpoint:
+            from huggingface_hub import hf_hub_download
 
-        load_openflamingo_checkpoint(lmm.model, hf_hub_download(preset.checkpoint, "checkpoint.pt"), lm_format=cfg.lm_format)
+            load_openflamingo_checkpoint(lmm.model, hf_hub_download(preset.checkpoint, CHECKPOINT_FILE),
+                                         lm_format=cfg.lm_format)
     lmm.source = preset.name
     return lmm
 

@@ -11,6 +11,7 @@ from symdpo.models.errors import UnknownModelError
 # The OpenFlamingo releases (README of mlfoundations/open_flamingo; REFERENCE.md §2). CLIP ViT-L/14 with
 # OpenAI weights is the vision tower of all five; transformers' copy is the same weights.
 CLIP_L14 = "openai/clip-vit-large-patch14"
+CHECKPOINT_FILE = "checkpoint.pt"  # the weights file of each release repo (Preset.checkpoint)
 
 # Sizes for the tiny random models used by tests, benchmarks and the demo.
 TINY_CLIP = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, image_size=64, patch_size=16)

@@ -14,6 +14,7 @@ from symdpo.models.hf.families import FAMILIES, MODEL_TYPES
 from symdpo.models.hf.presets import BASE_PROMPTS, HF_PRESETS, HUB_PREFIX, PROMPTS, trust_remote_code_allowed
 from symdpo.models.hf.processors import load_processor, processor_from_parts
 from symdpo.models.hf.tiny import tiny_model
+from symdpo.models.hub import hub_access
 from symdpo.models.prompts import PromptFormat
 
 
@@ -31,18 +32,19 @@ def load_hf(name: str, *, dtype: str | None = None, trust_remote_code: bool | No
         return HFInterleavedLMM(hf, processor, family=FAMILIES[preset.family], prompts=PROMPTS[preset.prompts],
                                 default_prompt_style=preset.prompt_style, source=name)
     repo = preset.repo if preset else name[len(HUB_PREFIX):]
-    config = tf.AutoConfig.from_pretrained(repo, trust_remote_code=remote)
-    if config.model_type not in MODEL_TYPES:
-        raise ValueError(f"{repo}: model type {config.model_type!r} is not a supported family "
-                         f"({', '.join(sorted(MODEL_TYPES))})")
-    family = FAMILIES[MODEL_TYPES[config.model_type]]
-    cls = getattr(tf, type(config).__name__.replace("Config", "ForConditionalGeneration"), None)
-    if family.name == "idefics":
-        cls = tf.IdeficsForVisionText2Text
-    cls = cls or tf.AutoModelForImageTextToText
-    kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
-    hf = cls.from_pretrained(repo, trust_remote_code=remote, **kwargs).eval()
-    processor = load_processor(family, repo, config, trust_remote_code=remote)
+    with hub_access([(repo, None)], model_name=name):
+        config = tf.AutoConfig.from_pretrained(repo, trust_remote_code=remote)
+        if config.model_type not in MODEL_TYPES:
+            raise ValueError(f"{repo}: model type {config.model_type!r} is not a supported family "
+                             f"({', '.join(sorted(MODEL_TYPES))})")
+        family = FAMILIES[MODEL_TYPES[config.model_type]]
+        cls = getattr(tf, type(config).__name__.replace("Config", "ForConditionalGeneration"), None)
+        if family.name == "idefics":
+            cls = tf.IdeficsForVisionText2Text
+        cls = cls or tf.AutoModelForImageTextToText
+        kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
+        hf = cls.from_pretrained(repo, trust_remote_code=remote, **kwargs).eval()
+        processor = load_processor(family, repo, config, trust_remote_code=remote)
     prompts = preset.prompts if preset else family.name
     style = preset.prompt_style if preset else ("openflamingo" if prompts in BASE_PROMPTS else "native")
     return HFInterleavedLMM(hf, processor, family=family, prompts=PROMPTS[prompts], default_prompt_style=style,
