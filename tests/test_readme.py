@@ -91,10 +91,20 @@ def tiny_settings(args: list[str]) -> list[str]:
             config = yaml.safe_load((ROOT / args[args.index("--config") + 1]).read_text())
             args += [f"model.name={TINY.get(config['model']['name'], config['model']['name'])}", "model.dtype=float32"]
         args += ["optim.max_steps=2", "precision=no", "logging.progress=false", "logging.tensorboard=false"]
-    if args[:2] == ["eval", "run"]:
+    if args[:2] == ["eval", "run"] and not args[args.index("--task") + 1].startswith("easyvqa"):
         args += ["--shots", "2", "--trials", "1", "--num-samples", "4", "--query-set-size", "24", "--threads", "1",
                  "--no-progress"]
+    elif args[:2] == ["eval", "run"]:  # the quick start's own settings: tiny already, and its scores are checked
+        args += ["--threads", "1", "--no-progress"]
     return args
+
+
+def quick_start_commands() -> list[str]:
+    """Return the command lines of the README's quick start (the first ```bash block of 'Try it')."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Try it on this machine"):]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    return [ln.strip() for ln in block.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 def test_readme_has_the_commands():
@@ -104,7 +114,7 @@ def test_readme_has_the_commands():
 
 
 def test_every_readme_command_runs(workdir):
-    ran = []
+    ran, outputs = [], {}
     for line in readme_commands():
         if line.startswith("make "):
             continue
@@ -114,7 +124,29 @@ def test_every_readme_command_runs(workdir):
         r = subprocess.run([sys.executable, "-m", "symdpo", *args], cwd=workdir, capture_output=True, text=True,
                            timeout=600)
         assert r.returncode == 0, f"{line}\n--- stdout\n{r.stdout[-2000:]}\n--- stderr\n{r.stderr[-3000:]}"
+        assert "Traceback" not in r.stderr, line
         ran.append(line)
+        outputs[line] = r.stdout
     assert (workdir / "runs" / "eval_of3b_symdpo" / "results.json").exists()
-    assert (workdir / "runs" / "tiny_dpo_full" / "model.safetensors").exists()
+    assert (workdir / "runs" / "easyvqa_dpo_full" / "model.safetensors").exists()
     assert len(ran) >= 12
+    check_quick_start_answers(workdir, outputs)
+
+
+COLOURS = {"red", "green", "blue", "black", "gray", "teal", "brown", "yellow"}  # easy-VQA's colour answers
+
+
+def check_quick_start_answers(workdir: Path, outputs: dict[str, str]) -> None:
+    """The quick start's evaluations score above zero, and `infer` answers with a colour (compared against:
+    easy-VQA's own answer set), on the shipped starting model and on the model the quick start trains."""
+    lines = quick_start_commands()
+    evals = [shlex.split(ln) for ln in lines if ln.startswith("symdpo eval run")]
+    assert len(evals) >= 2
+    for args in evals:
+        results = json.loads((workdir / args[args.index("--out") + 1] / "results.json").read_text())
+        scores = [c["mean"] for c in results["results"]]
+        assert scores and max(scores) > 0, (args, scores)
+    symbols = [ln for ln in lines if ln.startswith("symdpo eval symbols")]
+    assert symbols and all(re.search(r"accuracy, real demo images: [1-9]", outputs[ln]) for ln in symbols)
+    infers = [ln for ln in lines if ln.startswith("symdpo infer")]
+    assert infers and all(outputs[ln].strip() in COLOURS for ln in infers), [outputs[ln] for ln in infers]

@@ -26,8 +26,9 @@ from rich.console import Console
 from rich.table import Table
 
 from symdpo.atomic import write_text
+from symdpo.models.registry import BUNDLED
 
-STARTING_MODEL = Path(__file__).parent / "assets" / "tiny-easyvqa"
+STARTING_MODEL = BUNDLED["tiny-easyvqa"][0]  # the bundled preset's folder (symdpo/assets/tiny-easyvqa)
 SYMBOLS = Path(__file__).parent / "assets" / "tiny-symbols.txt"  # one token each for the tiny tokenizer
 
 

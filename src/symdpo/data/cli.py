@@ -88,6 +88,31 @@ def build(
 
 
 @app.command()
+def samples(
+    source: str = typer.Option(..., help="vqav2 | okvqa | textvqa | easyvqa | coco | flickr30k"),
+    out: Path = typer.Option(..., help="folder to write the images and samples.tsv into"),
+    n: int = typer.Option(4, min=1, help="how many images"),
+    split: str = typer.Option("test", help="easyvqa split, or Karpathy split(s)"),
+    annotations: Optional[Path] = typer.Option(None, help="annotations / TextVQA / Karpathy JSON file"),
+    questions: Optional[Path] = typer.Option(None, help="VQAv2 / OK-VQA questions JSON file"),
+    image_root: Optional[Path] = typer.Option(None, help="folder the image paths are relative to"),
+    image_template: Optional[str] = typer.Option(None, help="image path template"),
+    question_regex: Optional[str] = typer.Option(None, help="keep only questions matching this regular expression"),
+) -> None:
+    """Copy a few images of a source, with their question and answer, to try `symdpo infer` on."""
+    from symdpo.data.samples import export_samples
+
+    try:
+        opts = BuildOptions(source=source, out=out / "samples.jsonl", annotations=annotations, questions=questions,
+                            image_root=image_root, image_template=image_template, split=split, mode="sft",
+                            question_regex=question_regex)
+    except ValidationError as e:
+        raise UsageError(validation_message(e)) from None
+    for path, question, answer in export_samples(opts, out, n):
+        typer.echo(f"{path}\t{question}\t{answer}")
+
+
+@app.command()
 def inspect(
     file: Path = typer.Argument(..., help="a .jsonl or .parquet record file"),
     n: int = typer.Option(3, help="how many records to print"),

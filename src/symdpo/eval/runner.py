@@ -236,7 +236,11 @@ def _disk_cache(config: EvalConfig, model_info: dict[str, Any] | None) -> Any:
 
 
 def _progress(total: int, enabled: bool, rank: int) -> Any:
-    """Return a tqdm bar over batches (a no-op object when disabled)."""
+    """Return a tqdm bar over batches (a no-op object when disabled); in a log file, a line every 30 s at most."""
+    import sys
+
     from tqdm import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=f"eval[rank {rank}]", unit="batch")
+    log = not sys.stderr.isatty()  # SLURM logs, pipes: no live bar redrawn ten times a second
+    return tqdm(total=total, disable=not enabled, desc=f"eval[rank {rank}]", unit="batch",
+                mininterval=30.0 if log else 0.1, ascii=log)

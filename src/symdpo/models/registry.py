@@ -16,6 +16,13 @@ from symdpo.models.flamingo.presets import CHECKPOINT_FILE
 from symdpo.models.flamingo.presets import PRESETS as FLAMINGO_PRESETS
 from symdpo.models.hf.presets import HF_PRESETS, HUB_PREFIX, is_hf_name
 
+# models shipped inside the package (symdpo/assets): full saves that load by name, with no download
+BUNDLED = {
+    "tiny-easyvqa": (Path(__file__).resolve().parents[1] / "assets" / "tiny-easyvqa",
+                     "the demo's starting model: the tiny Flamingo pretrained on easy-VQA colour questions "
+                     "(answers them in context); shipped, no download"),
+}
+
 
 @dataclass(frozen=True)
 class PresetRow:
@@ -30,6 +37,7 @@ class PresetRow:
 def presets() -> list[PresetRow]:
     """Return every preset of every family, Flamingo first."""
     rows = [PresetRow(p.name, "flamingo", p.checkpoint or "offline", p.description) for p in FLAMINGO_PRESETS.values()]
+    rows += [PresetRow(name, "flamingo", "bundled", about) for name, (_, about) in BUNDLED.items()]
     rows += [PresetRow(p.name, p.family, p.repo or "offline", p.description) for p in HF_PRESETS.values()]
     return rows
 
@@ -64,6 +72,10 @@ def load_model(name_or_path: str | Path, *, dtype: str | None = None, trust_remo
     ``trust_remote_code`` (or env SYMDPO_TRUST_REMOTE_CODE=1) allows it.
     """
     name = str(name_or_path)
+    if name in BUNDLED:
+        lmm = load_model(BUNDLED[name][0], dtype=dtype)
+        lmm.source = name  # a fine-tune of it names the preset as its base, not this machine's path
+        return lmm
     path = Path(name_or_path)
     weights = None if path.is_dir() else weights_repo(name)
     if weights is not None:  # before torch and transformers load: a repo the hub cannot give fails in a second
