@@ -167,6 +167,15 @@ def test_model_info_on_every_tiny_preset(name):
     assert "Traceback" not in res.output and "parameters" in res.output and "default policy" in res.output
 
 
+@pytest.mark.parametrize("name", ["tiny", *HF_TINY])
+def test_model_info_counts_what_the_default_policy_trains(name):
+    """info().trainable equals the parameters the default policy hands the optimiser (LoRA: peft's adapters)."""
+    lmm = load_model(name)
+    expected = lmm.info().trainable
+    groups = lmm.prepare_training(TrainingSpec())
+    assert expected == sum(p.numel() for g in groups for p in g.params) > 0
+
+
 def test_model_presets_lists_every_family():
     from symdpo.models.cli import app
 

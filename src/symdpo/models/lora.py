@@ -18,6 +18,12 @@ def add_lora(lm: nn.Module, lora: LoraSpec, default_targets: list[str] | tuple[s
     inject_adapter_in_model(config, lm)
 
 
+def lora_size(lm: nn.Module, r: int, targets: list[str] | tuple[str, ...]) -> int:
+    """Return how many parameters rank-``r`` adapters on ``lm``'s ``targets`` would add (A: r x in, B: out x r)."""
+    return sum(r * (m.in_features + m.out_features) for name, m in lm.named_modules()
+               if isinstance(m, nn.Linear) and name.rpartition(".")[2] in targets)
+
+
 def merge_lora(module: nn.Module) -> bool:
     """Fold every LoRA adapter of ``module`` into its base weights and remove the adapters; return True if any."""
     from peft.tuners.lora import LoraLayer

@@ -16,8 +16,8 @@ from symdpo.models.hf.families import additive_mask as _additive
 from symdpo.models.hf.families import text_positions as _text_positions
 from symdpo.models.hf.inputs import Batch, Encoder
 from symdpo.models.hf.io import save_hf
-from symdpo.models.interface import Context, ModelInfo, ParamGroup, SharedMethods, TrainingSpec
-from symdpo.models.lora import merge_lora
+from symdpo.models.interface import Context, LoraSpec, ModelInfo, ParamGroup, SharedMethods, TrainingSpec
+from symdpo.models.lora import lora_size, merge_lora
 from symdpo.models.prompts import AGNOSTIC_END, OPENFLAMINGO, PromptFormat, check_kind, check_style
 from symdpo.models.scoring import sequence_logps
 
@@ -224,8 +224,8 @@ class HFInterleavedLMM(SharedMethods):
         parts = {"vision": [find_path(hf, fam.vision)], "connector": [find_path(hf, p) for p in fam.connector],
                  "cross-attention": [find_path(hf, p) for p in fam.xattn], "lm": [find_path(hf, fam.lm)]}
         sizes = {k: sum(p.numel() for m in ms if m is not None for p in m.parameters()) for k, ms in parts.items()}
-        if fam.default_policy == "lora":
-            trainable = 0  # adapters do not exist before training
+        if fam.default_policy == "lora":  # the adapters a default LoRA run adds (they do not exist before)
+            trainable = lora_size(get_path(hf, fam.lm), LoraSpec().r, fam.lora_targets)
         else:
             trainable = sizes["connector"] + sizes["cross-attention"]
         return ModelInfo(family=f"{fam.name} ({type(hf).__name__})", parameters=sum(p.numel() for p in hf.parameters()),
