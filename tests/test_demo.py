@@ -48,3 +48,21 @@ def test_eval_symbols_command(tmp_path):
     scores = json.loads((tmp_path / "scores.json").read_text())["scores"]
     assert set(scores) == {"real", "blank"} and scores["real"]["n"] == 12
     assert "symbol-ICL accuracy, blank demo images" in r.stdout
+
+
+def test_seeds_summary_and_two_runs_agree(tmp_path):
+    """`--seeds 0,1`: each seed's run matches a separate run with that seed into a fresh folder (the demo is
+    deterministic), and the summary's mean ± std equal numpy's over the per-seed results.json files."""
+    import numpy as np
+
+    from symdpo.demo import run_demos
+
+    summary = run_demos(tmp_path / "many", [0, 1], quick=True)
+    per_seed = {s: json.loads((tmp_path / "many" / f"seed-{s}" / "results.json").read_text()) for s in (0, 1)}
+    again = run_demo(tmp_path / "again", quick=True, seed=1)
+    assert again["before"] == per_seed[1]["before"] and again["after"] == per_seed[1]["after"]
+    for key, cell in summary["after"].items():
+        values = [per_seed[s]["after"][key] for s in (0, 1)]
+        assert cell["per_seed"] == values
+        assert cell["mean"] == pytest.approx(np.mean(values)) and cell["std"] == pytest.approx(np.std(values))
+    assert json.loads((tmp_path / "many" / "summary.json").read_text())["seeds"] == [0, 1]

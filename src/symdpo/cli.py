@@ -72,11 +72,21 @@ def demo(
     out: str = typer.Option("runs/demo", help="report folder (reused: finished steps are not redone)"),
     quick: bool = typer.Option(False, "--quick", help="a smaller run (under a minute) for CI"),
     seed: int = typer.Option(0, help="seed of the SymDPO pairs and training order (held-out contexts fixed)"),
+    seeds: str = typer.Option(None, help="several seeds, e.g. 0,1,2: one run each in OUT/seed-N, then the "
+                                         "mean ± std of every score"),
 ) -> None:
     """Run the embedded end-to-end demo: easy-VQA, tiny Flamingo, SymDPO, before/after evaluation (CPU)."""
-    from symdpo.demo import run_demo
+    from symdpo.demo import run_demo, run_demos
+    from symdpo.errors import UsageError
 
-    run_demo(out, quick=quick, seed=seed)
+    if seeds is None:
+        run_demo(out, quick=quick, seed=seed)
+        return
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
+    run_demos(out, seed_list, quick=quick)
 
 
 # typer 0.2x raises its own copy of click's exceptions (typer._click); older typer raises click's

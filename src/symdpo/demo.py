@@ -144,6 +144,48 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, seed: int = 
     return results
 
 
+def run_demos(out: str | Path, seeds: list[int], *, quick: bool = False, console: Console | None = None) -> dict:
+    """Run the demo once per seed (into ``out/seed-N``) and return every score's mean and std over the seeds.
+
+    Also written to ``out/summary.json`` and printed as a table. The starting model's scores are the same
+    for every seed (its held-out contexts and easy-VQA items are fixed), so they are shown once.
+    """
+    import numpy as np
+
+    console = console or Console()
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds needs distinct seeds, got {seeds}")
+    runs = {s: run_demo(Path(out) / f"seed-{s}", quick=quick, seed=s, console=console) for s in seeds}
+    first = runs[seeds[0]]
+
+    def spread(values: list[float]) -> dict:
+        return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": values}
+
+    summary = {
+        "seeds": seeds, "size": first["size"], "before": first["before"],
+        "after": {k: spread([runs[s]["after"][k] for s in seeds]) for k in first["after"]},
+        "reliance": {k: {"before": d["before"], "after": spread([runs[s]["reliance"][k]["after"] for s in seeds])}
+                     for k, d in first["reliance"].items()},
+    }
+    write_text(Path(out) / "summary.json", json.dumps(summary, indent=2) + "\n")
+    console.print(summary_table(summary))
+    return summary
+
+
+def summary_table(summary: dict) -> Table:
+    """Return the starting model vs the SymDPO models' mean ± std over the seeds, with each seed's score."""
+    seeds = summary["seeds"]
+    t = Table(title=f"SymDPO on easy-VQA (tiny Flamingo), seeds {', '.join(map(str, seeds))}")
+    for col in ("metric", "starting model", "SymDPO mean ± std", *(f"seed {s}" for s in seeds)):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    rows = [(k, summary["before"][k], v) for k, v in summary["after"].items()]
+    rows += [(f"{k}: drop with blank demo images", d["before"], d["after"]) for k, d in summary["reliance"].items()]
+    for name, before, after in rows:
+        t.add_row(name, f"{before:.1f}", f"{after['mean']:.1f} ± {after['std']:.1f}",
+                  *(f"{v:.1f}" for v in after["per_seed"]))
+    return t
+
+
 def check_settings(out: Path, size: DemoSize, seed: int) -> None:
     """Record the run's settings in ``out``; raise ValueError when ``out`` holds a run made with other ones.
 
