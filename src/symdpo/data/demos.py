@@ -2,7 +2,8 @@
 
 Both exclude the query's own image and never repeat an image inside one context. RICES (Yang et al.,
 as in OpenFlamingo's eval) ranks pool images by cosine similarity of their cached features and puts
-the most similar demonstration last, nearest the query.
+the most similar demonstration last, nearest the query. ``RicesText`` (MMICES, Chen et al. 2023) takes the
+top-K images so ranked, then reorders them by text similarity to the query, most similar last.
 """
 
 from __future__ import annotations
@@ -70,13 +71,67 @@ class Rices:
         for start in range(0, len(q), chunk):  # chunks bound the (queries x pool) similarity matrix
             sims = q[start:start + chunk] @ self.features.T
             for row, img in zip(sims, query_images[start:start + chunk], strict=True):
-                own = self.image_index.get(img)
-                if own is not None:
-                    row[own] = -np.inf
-                top = np.argpartition(-row, k_eff - 1)[:k_eff] if k_eff < len(row) else np.arange(len(row))
-                top = top[np.isfinite(row[top])]
-                # ascending similarity; equal scores ordered by pool position, so results are deterministic
-                top = top[np.lexsort((-top, row[top]))]
+                top = self._top_images(row, img, k_eff)
                 items = self.items_of_image
                 out.append([items[j][rng.randrange(len(items[j]))] if rng else items[j][0] for j in top][-k:])
+        return out
+
+    def _top_images(self, row: np.ndarray, query_image: Hashable, k: int) -> np.ndarray:
+        """Return the ``k`` pool images most similar by ``row`` (the query's own excluded), ascending similarity.
+
+        Equal scores are ordered by pool position (the earlier one counts as more similar), at the top-k
+        boundary too, so the result is deterministic. ``row`` is modified (the query's own image gets -inf).
+        """
+        own = self.image_index.get(query_image)
+        if own is not None:
+            row[own] = -np.inf
+        if k <= 0:
+            return np.zeros(0, np.int64)
+        if k < len(row):
+            kth = np.partition(row, len(row) - k)[len(row) - k]  # the k-th largest score
+            top = np.flatnonzero(row >= kth)
+        else:
+            top = np.arange(len(row))
+        top = top[np.isfinite(row[top])]
+        return top[np.lexsort((-top, row[top]))][-k:]
+
+
+class RicesText(Rices):
+    """MMICES: the K pool images most similar to the query image, reordered by text similarity to the query.
+
+    ``text_features`` has one row per pool item (its question or caption embedding); of an image's items the
+    one whose text is most similar to the query's stands for it. K is ``prefilter`` (default 4 x shots), at
+    least the shots.
+    """
+
+    def __init__(self, features: np.ndarray, images: Sequence[Hashable], text_features: np.ndarray, *,
+                 prefilter: int | None = None) -> None:
+        super().__init__(features, images)
+        if len(text_features) != len(images):
+            raise ValueError(f"{len(text_features)} text feature rows for {len(images)} pool items")
+        self.text_features = _normalize(text_features)
+        self.prefilter = prefilter
+
+    def select(self, query_features: np.ndarray, query_images: Sequence[Hashable], k: int, *,
+               query_texts: np.ndarray, chunk: int = 1024) -> list[list[int]]:
+        """Return, per query, ``k`` pool indices ordered by increasing text similarity (most similar last)."""
+        q, qt = _normalize(query_features), _normalize(query_texts)
+        if len(qt) != len(q):
+            raise ValueError(f"{len(qt)} query text rows for {len(q)} queries")
+        k_pre = min(max(self.prefilter or 4 * k, k), len(self.image_keys))
+        out: list[list[int]] = []
+        for start in range(0, len(q), chunk):
+            sims = q[start:start + chunk] @ self.features.T
+            texts = qt[start:start + chunk]
+            for row, text, img in zip(sims, texts, query_images[start:start + chunk], strict=True):
+                cand = self._top_images(row, img, k_pre)
+                best, score = [], np.empty(len(cand), np.float32)
+                for n, j in enumerate(cand):  # an image's best-matching item (first on ties) stands for it
+                    items = self.items_of_image[j]
+                    t = self.text_features[items] @ text
+                    best.append(items[int(np.argmax(t))])
+                    score[n] = t.max()
+                # ascending text similarity, then image similarity, then pool position (earlier = more similar)
+                order = np.lexsort((-cand, row[cand], score))
+                out.append([best[o] for o in order][-k:])
         return out

@@ -81,7 +81,12 @@ def run(
     seed: int = typer.Option(42),
     num_samples: int = typer.Option(None, help="evaluate a seeded random subset of this many items"),
     query_set_size: int = typer.Option(2048, help="demonstration pool drawn from train per trial"),
-    demos: str = typer.Option("random", help="demonstration selection: random or rices"),
+    demos: str = typer.Option("random", help="demonstration selection: random, rices (most similar images, as "
+                                             "OpenFlamingo) or rices-text (MMICES: those reranked by text similarity)"),
+    retrieval_encoder: str = typer.Option("openai/clip-vit-large-patch14", help="RICES image/text encoder, independent "
+                                          "of the model: CLIP-like hub id, save_pretrained folder, or tiny-clip"),
+    mmices_k: int = typer.Option(None, help="rices-text: images kept by image similarity before the text rerank "
+                                            "(default 4 x shots)"),
     demo_images: str = typer.Option("real", help="real, blank and/or shuffled (comma-separated)"),
     query_image: str = typer.Option("real", help="real and/or blank (comma-separated)"),
     batch_size: int = typer.Option(8),
@@ -124,7 +129,8 @@ def run(
         config = EvalConfig(model=model, tasks=_split(task), shots=shot_list, trials=trials, seed=seed,
                             num_samples=num_samples, query_set_size=query_set_size, demo_selection=demos,
                             demo_images=_split(demo_images), query_image=_split(query_image), batch_size=batch_size,
-                            paths=paths, feature_cache=feature_cache, prompt_style=prompt_style)
+                            paths=paths, feature_cache=feature_cache, prompt_style=prompt_style,
+                            retrieval_encoder=retrieval_encoder, mmices_k=mmices_k)
         for name in config.tasks:
             task_or_error(name)  # before loading a model
         check_run_dir(Path(out))
@@ -132,6 +138,10 @@ def run(
         raise UsageError(validation_message(e, _OPTION_OF_FIELD)) from None
     except EvalError as e:
         raise UsageError(str(e)) from None
+    if config.demo_selection != "random":
+        from symdpo.data.retrieval import check_retrieval_encoder
+
+        check_retrieval_encoder(config.retrieval_encoder)  # a missing encoder fails in seconds, before the model loads
     if threads:
         import torch
 
@@ -162,11 +172,15 @@ def merge(run_dir: Path = typer.Argument(..., help="run directory whose shards h
 
 
 @app.command()
-def compare(run_a: Path = typer.Argument(...), run_b: Path = typer.Argument(...)) -> None:
-    """Print two runs' scores side by side with B - A deltas."""
+def compare(
+    run_a: Path = typer.Argument(...),
+    run_b: Path = typer.Argument(...),
+    latex: Path | None = typer.Option(None, "--latex", help="also write the comparison as a LaTeX (booktabs) table"),
+) -> None:
+    """Print two runs' scores side by side: B - A and whether it exceeds the trials' spread (a t-test)."""
     from symdpo.eval.report import compare as compare_runs
 
-    compare_runs(run_a, run_b)
+    compare_runs(run_a, run_b, latex_path=latex)
 
 
 @app.command("tasks")

@@ -11,7 +11,8 @@ QueryImage = Literal["real", "blank"]
 
 # Fields that change which items are evaluated or what is predicted for them: a run directory holds
 # predictions of one value of these only (shots, trials, tasks and conditions may grow between runs).
-PREDICTION_FIELDS = ("model", "seed", "query_set_size", "num_samples", "demo_selection", "paths", "prompt_style")
+PREDICTION_FIELDS = ("model", "seed", "query_set_size", "num_samples", "demo_selection", "paths", "prompt_style",
+                     "retrieval_encoder", "mmices_k")
 
 
 class EvalConfig(BaseModel):
@@ -25,7 +26,11 @@ class EvalConfig(BaseModel):
     seed: int = 42  # trial t uses seed + t (OpenFlamingo's default trial seed is 42)
     query_set_size: int = Field(2048, ge=1)  # demonstration pool drawn from train, as OpenFlamingo
     num_samples: int | None = Field(None, ge=1)  # evaluate a seeded random subset of this size
-    demo_selection: Literal["random", "rices"] = "random"
+    # rices: the query set's images most similar to the query's (OpenFlamingo); rices-text: MMICES, the top
+    # mmices_k (default 4 x shots) of those reordered by text similarity; both by the retrieval encoder's embeddings
+    demo_selection: Literal["random", "rices", "rices-text"] = "random"
+    retrieval_encoder: str = "openai/clip-vit-large-patch14"  # hub id, save_pretrained folder or tiny-clip
+    mmices_k: int | None = Field(None, ge=1)
     demo_images: list[DemoImages] = ["real"]
     query_image: list[QueryImage] = ["real"]
     batch_size: int = Field(8, ge=1)

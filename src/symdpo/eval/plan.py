@@ -63,8 +63,9 @@ class TaskPlan:
     eval: Split
     train: Split
     trials: list[Trial]
-    eval_features: np.ndarray | None = None  # RICES: one pooled feature row per evaluated record
+    eval_features: np.ndarray | None = None  # RICES: one retrieval-encoder image embedding per evaluated record
     feature_row: dict[str, int] = field(default_factory=dict)
+    eval_text_features: np.ndarray | None = None  # rices-text: the query-side text embedding (same rows)
     template: Any = None  # the evaluated model's prompt format for the task (default: the task's own)
 
     @property
@@ -77,8 +78,9 @@ class TaskPlan:
         k = effective_num_shots(shots)
         pool = trial.pool
         if trial.rices is not None:
-            row = self.eval_features[self.feature_row[record.id]][None]
-            picked = trial.rices.select(row, [self._eval_key(record)], k)[0]
+            i = self.feature_row[record.id]
+            text = {} if self.eval_text_features is None else {"query_texts": self.eval_text_features[i][None]}
+            picked = trial.rices.select(self.eval_features[i][None], [self._eval_key(record)], k, **text)[0]
         else:
             rng = random.Random(f"{trial.seed}/{record.id}")
             picked = random_demos(rng, trial.pool_refs, self._eval_key(record), k)

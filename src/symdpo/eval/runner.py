@@ -80,7 +80,7 @@ def check_images(name: str, refs: list[ImageRef]) -> None:
 
 def prepare(config: EvalConfig, model: Any | None = None) -> list[TaskPlan]:
     """Return one plan per task: eval subset, query sets and (RICES) features, with every image checked."""
-    plans = []
+    plans, encoder = [], None
     for name in config.tasks:
         task = task_or_error(name)
         ev = eval_records(config, task)
@@ -94,34 +94,54 @@ def prepare(config: EvalConfig, model: Any | None = None) -> list[TaskPlan]:
         if model is not None and task.kind in ("vqa", "caption"):
             template = model.prompt_format(task.kind, config.prompt_style)
         plan = TaskPlan(task, ev, train, trials, template=template)
-        if config.demo_selection == "rices":
-            add_rices(plan, model, config)
+        if config.demo_selection != "random":
+            if encoder is None:  # one encoder for every task; dropped (its memory freed) once the plans are made
+                from symdpo.data.retrieval import load_retrieval_encoder
+
+                encoder = load_retrieval_encoder(config.retrieval_encoder, device=_device_of(model))
+            add_rices(plan, encoder, config)
         plans.append(plan)
     return plans
 
 
-def add_rices(plan: TaskPlan, model: Any, config: EvalConfig) -> None:
-    """Give ``plan`` RICES over each trial's query set, on the model's mean-pooled vision features."""
-    import numpy as np
+def add_rices(plan: TaskPlan, encoder: Any, config: EvalConfig) -> None:
+    """Give ``plan`` RICES (or MMICES, ``rices-text``) over each trial's query set, on the retrieval encoder's embeddings.
 
-    from symdpo.data.demos import Rices
-    from symdpo.data.features import encode_images
+    ``encoder`` is a ``symdpo.data.retrieval.RetrievalEncoder``, independent of the evaluated model (as
+    OpenFlamingo's CLIP ViT-L/14). Caption queries have no text: their image embedding is compared with the
+    demonstrations' captions (CLIP's image-text similarity).
+    """
+    from symdpo.data.demos import Rices, RicesText
+    from symdpo.data.retrieval import embed_images, embed_texts, record_text
 
-    if model is None or not hasattr(model, "image_features"):
-        raise EvalError("RICES needs a model with image_features (vision features to rank images by)")
-
-    def encoder(pixels):  # (N, 3, S, S) -> (N, D): the mean over patch tokens stands in for CLIP's pooled embedding
-        return model.image_features(list(pixels)).mean(1)
-
-    size = getattr(model, "image_size", 224)
-    ev = plan.eval
-    plan.eval_features = encode_images(ev.image_root, [r.image for r in ev.records], encoder, size=size)
+    ev, train, cache = plan.eval, plan.train, config.feature_cache
+    plan.eval_features = embed_images(encoder, ev.image_root, [r.image for r in ev.records], cache_dir=cache)
     plan.feature_row = {r.id: i for i, r in enumerate(ev.records)}
     train_rows = sorted({i for t in plan.trials for i in t.query_set})
-    feats = encode_images(plan.train.image_root, [plan.train.records[i].image for i in train_rows], encoder, size=size)
+    feats = embed_images(encoder, train.image_root, [train.records[i].image for i in train_rows], cache_dir=cache)
     row_of = {i: j for j, i in enumerate(train_rows)}
+    texts = None
+    if config.demo_selection == "rices-text":
+        texts = embed_texts(encoder, [record_text(train.records[i]) for i in train_rows], cache_dir=cache)
+        questions = [getattr(r, "question", None) for r in ev.records]
+        with_text = [i for i, q in enumerate(questions) if q]
+        plan.eval_text_features = plan.eval_features.copy()
+        if with_text:
+            plan.eval_text_features[with_text] = embed_texts(encoder, [questions[i] for i in with_text], cache_dir=cache)
     for t in plan.trials:
-        t.rices = Rices(np.stack([feats[row_of[i]] for i in t.query_set]), t.pool_refs)
+        rows = [row_of[i] for i in t.query_set]
+        t.rices = (Rices(feats[rows], t.pool_refs) if texts is None
+                   else RicesText(feats[rows], t.pool_refs, texts[rows], prefilter=config.mmices_k))
+
+
+def _device_of(model: Any) -> Any:
+    """Return the device of the model's parameters (cpu without a model): where the retrieval encoder runs."""
+    import torch
+
+    try:
+        return next(model.module.parameters()).device
+    except (AttributeError, StopIteration, TypeError):
+        return torch.device("cpu")
 
 
 def batches(config: EvalConfig, plans: list[TaskPlan]) -> Iterator[Batch]:
