@@ -98,7 +98,8 @@ def test_changed_config_is_refused(reference, tiny_model, tmp_path) -> None:
 
 def test_rices_and_query_blank(tiny_model, tmp_path) -> None:
     config = EvalConfig(model="tiny", tasks=["easyvqa"], shots=[2], trials=1, num_samples=3, query_set_size=16,
-                        demo_selection="rices", query_image=["real", "blank"], batch_size=4)
+                        demo_selection="rices", retrieval_encoder="tiny-clip", query_image=["real", "blank"],
+                        batch_size=4)
     stats = _run(tmp_path, "run", tiny_model, config=config)
     assert stats.written == 6
     rows = [json.loads(line) for line in _lines(tmp_path / "run" / "predictions" / "part-000.jsonl")]

@@ -11,6 +11,7 @@ import numpy as np
 from symdpo.atomic import write_text
 from symdpo.eval.config import EvalConfig
 from symdpo.eval.errors import EvalError
+from symdpo.eval.metrics.vqa_accuracy import percent_of
 from symdpo.eval.plan import conditions
 from symdpo.eval.predictions import read_all, row_key
 from symdpo.eval.report import provenance, visual_reliance, write_reports
@@ -23,6 +24,23 @@ def load_config(run_dir: str | Path) -> EvalConfig:
     if not path.exists():
         raise EvalError(f"{run_dir} is not an evaluation run directory (no {CONFIG_FILE})")
     return EvalConfig.model_validate_json(path.read_text())
+
+
+TYPE_ORDER = ("yes/no", "number", "other", "shape", "color")  # the order papers report VQAv2's types in
+
+
+def by_answer_type(per_item: list[float] | None, records: list[Any]) -> dict[str, Any]:
+    """Return {"by_type": {type: {"score": percent, "n": items}}}, or {} without answer types or per-item scores."""
+    # the records' answer_type: VQAv2's yes/no, number, other; easy-VQA's yes/no, shape, color (TextVQA: none);
+    # a record without one counts as "unknown" when others have one
+    types = [getattr(r, "answer_type", None) for r in records]
+    if per_item is None or not any(types):
+        return {}
+    groups: dict[str, list[float]] = {}
+    for t, score in zip(types, per_item, strict=True):
+        groups.setdefault(t or "unknown", []).append(score)
+    order = sorted(groups, key=lambda t: (TYPE_ORDER.index(t) if t in TYPE_ORDER else len(TYPE_ORDER), t))
+    return {"by_type": {t: {"score": percent_of(groups[t]), "n": len(groups[t])} for t in order}}
 
 
 def merge_run(run_dir: str | Path) -> dict[str, Any]:
@@ -49,11 +67,18 @@ def merge_run(run_dir: str | Path) -> dict[str, Any]:
             cell = cells.setdefault((name, cond.shots, cond.demo_images, cond.query_image), {
                 "task": name, "shots": cond.shots, "demo_images": cond.demo_images, "query_image": cond.query_image,
                 "metric": scored["metric"], "n": len(records), "trials": []})
-            cell["trials"].append({"seed": cond.seed, "score": scored["score"]})
+            cell["trials"].append({"seed": cond.seed, "score": scored["score"],
+                                   **by_answer_type(scored.get("per_item"), records)})
     for cell in cells.values():
         scores = [t["score"] for t in cell["trials"]]
         # population std (ddof 0), as OpenFlamingo's np.nanstd over trials
         cell["mean"], cell["std"] = float(np.mean(scores)), float(np.std(scores))
+        if all("by_type" in t for t in cell["trials"]):  # the same statistics per answer type (same items)
+            cell["by_type"] = {}
+            for kind, first in cell["trials"][0]["by_type"].items():
+                per_trial = [t["by_type"][kind]["score"] for t in cell["trials"]]
+                cell["by_type"][kind] = {"mean": float(np.mean(per_trial)), "std": float(np.std(per_trial)),
+                                         "n": first["n"]}
     tokenizers.discard(None)
     model = json.loads((run_dir / MODEL_FILE).read_text()) if (run_dir / MODEL_FILE).exists() else {}
     results = {

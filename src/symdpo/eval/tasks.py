@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from symdpo.eval.datasets import Split, split_loader
 from symdpo.eval.metrics.cider import compute_cider
-from symdpo.eval.metrics.vqa_accuracy import mean_vqa_accuracy, normalize_answer
+from symdpo.eval.metrics.vqa_accuracy import normalize_answer, percent_of, vqa_accuracies
 from symdpo.eval.postprocess import postprocess_caption, postprocess_okvqa, postprocess_vqa
 from symdpo.eval.prompts import CAPTION_TEMPLATE, VQA_TEMPLATE, PromptItem, PromptTemplate
 
@@ -114,18 +114,20 @@ def _predictions_for(predictions: Mapping[str, str], records: Sequence[Record]) 
 
 
 def vqa_metric(predictions: Mapping[str, str], records: Sequence[Record]) -> dict[str, Any]:
-    """Return {"score": VQA accuracy in percent} over records with annotator answers."""
+    """Return {"score": VQA accuracy in percent, "per_item": each record's accuracy in [0, 1], in order}."""
     empty = [r.id for r in records if not r.answers]
     if empty:
         raise ValueError(f"{len(empty)} annotations have no answers, e.g. {empty[:3]}")
     preds = _predictions_for(predictions, records)
-    return {"score": mean_vqa_accuracy(preds, [r.answers for r in records]), "metric": "vqa_accuracy"}
+    items = vqa_accuracies(preds, [r.answers for r in records])
+    return {"score": percent_of(items), "metric": "vqa_accuracy", "per_item": items}
 
 
 def single_answer_metric(predictions: Mapping[str, str], records: Sequence[Record]) -> dict[str, Any]:
-    """Return {"score": VQA accuracy in percent} with each record's one answer given by all ten annotators."""
+    """Return vqa_metric's score and per-item accuracies with each record's one answer given by ten annotators."""
     preds = _predictions_for(predictions, records)
-    return {"score": mean_vqa_accuracy(preds, [[r.answer] * 10 for r in records]), "metric": "vqa_accuracy"}
+    items = vqa_accuracies(preds, [[r.answer] * 10 for r in records])
+    return {"score": percent_of(items), "metric": "vqa_accuracy", "per_item": items}
 
 
 def cider_metric(predictions: Mapping[str, str], records: Sequence[Record]) -> dict[str, Any]:

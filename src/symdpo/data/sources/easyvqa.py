@@ -21,6 +21,16 @@ def easyvqa_root(split: str = "train") -> Path:
     return Path(spec.origin).parent / "data" / split
 
 
+EASYVQA_SHAPES = frozenset({"circle", "rectangle", "triangle"})  # the package's answers.txt: yes, no, shapes, colors
+
+
+def easyvqa_answer_type(answer: str) -> str:
+    """Return the easy-VQA answer type of ``answer``: "yes/no", "shape" or "color" (its closed answer set)."""
+    if answer in ("yes", "no"):
+        return "yes/no"
+    return "shape" if answer in EASYVQA_SHAPES else "color"
+
+
 def read_easyvqa(split: str = "train") -> Iterator[VQAExample]:
     """Yield the easy-VQA examples of ``split``; image paths are relative to ``easyvqa_root(split)``."""
     path = easyvqa_root(split) / "questions.json"
@@ -29,4 +39,4 @@ def read_easyvqa(split: str = "train") -> Iterator[VQAExample]:
         question, answer, image_id = row
         # one annotator per question: the single answer is the whole answer list
         yield VQAExample(f"{split}-{i}", f"images/{image_id}.png", question, (answer,), answer,
-                         derived_question_type(question))
+                         derived_question_type(question), easyvqa_answer_type(answer))

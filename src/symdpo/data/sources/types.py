@@ -16,6 +16,8 @@ class VQAExample:
     answers: tuple[str, ...]  # all annotator answers, in file order
     answer: str  # the canonical answer: multiple_choice_answer when given, else the most frequent
     question_type: str
+    # VQAv2 / OK-VQA annotations' answer_type (yes/no, number, other); easy-VQA: yes/no, shape, color; else None
+    answer_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

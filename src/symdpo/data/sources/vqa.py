@@ -2,8 +2,8 @@
 
 Questions: ``{"data_subtype": "train2014", "questions": [{"question_id", "image_id", "question"}]}``.
 Annotations: ``{"annotations": [{"question_id", "image_id", "answers": [{"answer"}], "multiple_choice_answer"?,
-"question_type"?}]}``. Images: ``{subtype}/COCO_{subtype}_{image_id:012d}.jpg`` under the image root
-unless ``image_template`` says otherwise.
+"question_type"?, "answer_type"?}]}``. Images: ``{subtype}/COCO_{subtype}_{image_id:012d}.jpg`` under the image
+root unless ``image_template`` says otherwise.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def read_vqa(questions: str | Path, annotations: str | Path, *,
         answer = item.text("multiple_choice_answer", optional=True) or most_frequent(answers)
         qtype = item.text("question_type", optional=True) or derived_question_type(question)
         path = item.relpath(template.format(subtype=subtype, image_id=image_id), "image_id")
-        yield VQAExample(str(qid), path, question, answers, answer, qtype)
+        atype = item.text("answer_type", optional=True)  # VQAv2: yes/no, number or other
+        yield VQAExample(str(qid), path, question, answers, answer, qtype, atype)
     if not done and not table:
         raise DataError(annotations, "no 'annotations' list in this file", field="annotations")
     if table:

@@ -120,13 +120,24 @@ def vqa_accuracy(prediction: str, answers: Sequence[str], *, official: bool = Fa
     return sum(scores) / len(scores)
 
 
-def mean_vqa_accuracy(
+def vqa_accuracies(
     predictions: Sequence[str], answers: Sequence[Sequence[str]], *, official: bool = False
-) -> float:
-    """Return the mean VQA accuracy in percent (0-100) over a set of questions, as the references report it."""
+) -> list[float]:
+    """Return each question's VQA accuracy in [0, 1], in order (the per-item scores behind the mean)."""
     if len(predictions) != len(answers):
         raise ValueError(f"{len(predictions)} predictions but {len(answers)} answer lists")
     if not predictions:
         raise ValueError("VQA accuracy of an empty set is undefined")
-    total = sum(vqa_accuracy(p, a, official=official) for p, a in zip(predictions, answers, strict=True))
-    return 100.0 * total / len(predictions)
+    return [vqa_accuracy(p, a, official=official) for p, a in zip(predictions, answers, strict=True)]
+
+
+def percent_of(items: Sequence[float]) -> float:
+    """Return the mean of per-item accuracies in [0, 1] as a percent, summed in order as the references do."""
+    return 100.0 * sum(items) / len(items)
+
+
+def mean_vqa_accuracy(
+    predictions: Sequence[str], answers: Sequence[Sequence[str]], *, official: bool = False
+) -> float:
+    """Return the mean VQA accuracy in percent (0-100) over a set of questions, as the references report it."""
+    return percent_of(vqa_accuracies(predictions, answers, official=official))
