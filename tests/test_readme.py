@@ -76,6 +76,10 @@ def workdir(tmp_path_factory) -> Path:
     shutil.copy(ROOT / symbols, work / symbols)
     write_vqa(work / "data", "train2014", 16, 1000)
     write_vqa(work / "data", "val2014", 6, 5000)
+    ood = work / "data" / "flickr30k" / "flickr30k-images"  # another source's photos, for --ood-images
+    ood.mkdir(parents=True)
+    for name in ("coffee", "rocket", "chelsea"):
+        Image.fromarray(getattr(skdata, name)()).resize((48, 40)).save(ood / f"{name}.jpg")
     Image.fromarray(skdata.chelsea()).save(work / "cat.png")
     Image.fromarray(skdata.astronaut()).save(work / "dog.png")
     return work

@@ -30,9 +30,10 @@ def debugging() -> bool:
 
 def option_name(loc: Sequence[Any], names: dict[str, str] | None = None) -> str:
     """Return the command-line option a pydantic error location stands for (``('symbols', 'k_min')`` -> ``--k-min``)."""
-    if not loc:
+    names_in_loc = [str(p) for p in loc if not isinstance(p, int)]  # (demo_labels, 0): the list's option
+    if not names_in_loc:
         return ""
-    field = str(loc[-1])
+    field = names_in_loc[-1]
     if names and field in names:
         return names[field]
     return "--" + field.replace("_", "-")

@@ -93,7 +93,7 @@ def test_markdown_mean_std_are_numpys_over_hand_counted_trials(merged) -> None:
         assert [t["score"] for t in cell["trials"]] == pytest.approx(hand)
         assert (cell["mean"], cell["std"]) == (pytest.approx(np.mean(hand)), pytest.approx(np.std(hand)))
         assert len(set(hand)) > 1  # the trials do differ: the std is not trivially 0
-        line = f"| easyvqa | {cond.shots} | {cond.demo_images} | real | vqa_accuracy | "
+        line = f"| easyvqa | {cond.shots} | {cond.demo_images} | real | real | vqa_accuracy | "
         row = next(ln for ln in md.splitlines() if ln.startswith(line))
         assert f"| {np.mean(hand):.2f} ± {np.std(hand):.2f} | 3 | {n} |" in row
     assert "± of a drop: std of the per-seed drops" in md and "| easyvqa | 2 | demo images blank |" in md
@@ -186,7 +186,7 @@ def _cell(task, shots, scores, *, seeds=None, metric="vqa_accuracy", n=100, **co
 def _results(cells, model="of_3b 100% & more"):
     return {"config": {"model": model, "demo_selection": "random", "query_set_size": 2048, "trials": 3, "seed": 42,
                        "num_samples": None},
-            "git_revision": None, "cider_tokenizer": None, "results": cells, "visual_reliance": []}
+            "git_revision": None, "cider_tokenizer": None, "results": cells, "drops": []}
 
 
 CELLS = [_cell("ok_vqa", 0, [40.0, 41.0, 43.0]), _cell("ok_vqa", 4, [45.0, 47.0, 46.0]),

@@ -42,14 +42,15 @@ def test_outputs(reference) -> None:
     for name in ("results.json", "results.md", "shots_easyvqa.png", "predictions.jsonl", "config.json"):
         assert (run / name).stat().st_size > 0, name
     saved = json.loads((run / "results.json").read_text())
-    assert {"config", "model", "versions", "git_revision", "cider_tokenizer", "results", "visual_reliance"} <= set(saved)
+    assert {"config", "model", "versions", "git_revision", "cider_tokenizer", "results", "drops"} <= set(saved)
     assert saved["versions"]["torch"] and saved["config"]["shots"] == [0, 2]
     cells = {(c["shots"], c["demo_images"]): c for c in saved["results"]}
     assert set(cells) == {(0, "real"), (2, "real"), (2, "blank")}
     assert all(len(c["trials"]) == 2 and c["n"] == 4 for c in cells.values())
-    [rel] = saved["visual_reliance"]
-    assert (rel["shots"], rel["drop"]) == (2, pytest.approx(cells[2, "real"]["mean"] - cells[2, "blank"]["mean"]))
-    assert "| easyvqa | 2 | blank | real | vqa_accuracy |" in (run / "results.md").read_text()
+    [rel] = saved["drops"]
+    assert (rel["shots"], rel["condition"], rel["value"]) == (2, "demo_images", "blank")
+    assert rel["drop"] == pytest.approx(cells[2, "real"]["mean"] - cells[2, "blank"]["mean"])
+    assert "| easyvqa | 2 | blank | real | real | vqa_accuracy |" in (run / "results.md").read_text()
     assert (run / "shots_easyvqa.png").read_bytes()[:4] == b"\x89PNG"
     rows = [json.loads(line) for line in _lines(run / "predictions.jsonl")]
     assert len(rows) == N_ROWS

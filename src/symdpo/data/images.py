@@ -22,6 +22,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _FORMAT_OF_SUFFIX = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".gif": "GIF", ".bmp": "BMP",
                      ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+IMAGE_SUFFIXES = tuple(_FORMAT_OF_SUFFIX)  # the file names read as images
 
 
 def _open(root: str | Path, rel: str, *, max_pixels: int, strict_extension: bool) -> Image.Image:

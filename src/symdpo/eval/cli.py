@@ -87,8 +87,16 @@ def run(
                                           "of the model: CLIP-like hub id, save_pretrained folder, or tiny-clip"),
     mmices_k: int = typer.Option(None, help="rices-text: images kept by image similarity before the text rerank "
                                             "(default 4 x shots)"),
-    demo_images: str = typer.Option("real", help="real, blank and/or shuffled (comma-separated)"),
-    query_image: str = typer.Option("real", help="real and/or blank (comma-separated)"),
+    demo_images: str = typer.Option("real", help="demonstration images, comma-separated: real, blank, shuffled, "
+                                                 "ood (from --ood-images), none (text-only demonstrations)"),
+    query_image: str = typer.Option("real", help="query image, comma-separated: real, blank, none (marker removed)"),
+    demo_labels: str = typer.Option("real", help="demonstration answers/captions, comma-separated: real, "
+                                                 "random-words, random-strings, symbols, none"),
+    ood_images: str = typer.Option(None, help="folder of out-of-distribution images for --demo-images ood"),
+    vary: str = typer.Option("product", help="product: every combination of the condition values; each: the "
+                                             "all-real condition plus each altered value alone"),
+    diagnostics: bool = typer.Option(False, "--diagnostics", help="the whole visual-reliance matrix: every demo-image "
+                                     "(ood with --ood-images), query-image and label condition, one at a time"),
     batch_size: int = typer.Option(8),
     annotations: str = typer.Option(None, help="evaluated split: annotations / TextVQA / Karpathy JSON"),
     questions: str = typer.Option(None, help="evaluated split: VQA questions JSON"),
@@ -112,9 +120,10 @@ def run(
     from pydantic import ValidationError
 
     from symdpo.errors import UsageError, validation_message
-    from symdpo.eval.config import EvalConfig
+    from symdpo.eval.config import DEMO_IMAGE_MODES, QUERY_IMAGE_MODES, EvalConfig
     from symdpo.eval.distributed import current_shard
     from symdpo.eval.errors import EvalError
+    from symdpo.eval.labels import LABEL_MODES
     from symdpo.eval.merge import merge_run
     from symdpo.eval.runner import check_run_dir, run_eval, task_or_error
 
@@ -125,10 +134,21 @@ def run(
         shot_list = [int(s) for s in _split(shots)]
     except ValueError:
         raise UsageError(f"--shots must be comma-separated integers, got {shots!r}") from None
+    if diagnostics:
+        given = [f"--{n.replace('_', '-')}" for n, v in (("demo_images", demo_images), ("query_image", query_image),
+                                                         ("demo_labels", demo_labels)) if v != "real"]
+        if given or vary != "product":
+            raise UsageError(f"--diagnostics runs every condition; drop {', '.join(given) or '--vary'} or drop --diagnostics")
+        demo_images, query_image = ",".join(m for m in DEMO_IMAGE_MODES if m != "ood" or ood_images), ",".join(QUERY_IMAGE_MODES)
+        demo_labels, vary = ",".join(LABEL_MODES), "each"
+        if not ood_images:
+            typer.echo("--diagnostics: no --ood-images folder given, so the out-of-distribution demo images are not run",
+                       err=True)
     try:
         config = EvalConfig(model=model, tasks=_split(task), shots=shot_list, trials=trials, seed=seed,
                             num_samples=num_samples, query_set_size=query_set_size, demo_selection=demos,
-                            demo_images=_split(demo_images), query_image=_split(query_image), batch_size=batch_size,
+                            demo_images=_split(demo_images), query_image=_split(query_image),
+                            demo_labels=_split(demo_labels), ood_images=ood_images, vary=vary, batch_size=batch_size,
                             paths=paths, feature_cache=feature_cache, prompt_style=prompt_style,
                             retrieval_encoder=retrieval_encoder, mmices_k=mmices_k)
         for name in config.tasks:

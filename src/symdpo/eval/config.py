@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DemoImages = Literal["real", "blank", "shuffled"]
-QueryImage = Literal["real", "blank"]
+from symdpo.eval.labels import LABEL_MODES, DemoLabels
+
+# The diagnostics matrix (docs/diagnostics.md): each value a condition of the same items and demonstrations.
+# demo images: blank (a white picture), shuffled (among the demonstrations), ood (drawn from --ood-images),
+# none (markers removed: text-only demonstrations); query image: blank, or none (marker removed)
+DemoImages = Literal["real", "blank", "shuffled", "ood", "none"]
+QueryImage = Literal["real", "blank", "none"]
+DEMO_IMAGE_MODES: tuple[str, ...] = ("real", "blank", "shuffled", "ood", "none")
+QUERY_IMAGE_MODES: tuple[str, ...] = ("real", "blank", "none")
+CONDITION_MODES = {"demo_images": DEMO_IMAGE_MODES, "query_image": QUERY_IMAGE_MODES, "demo_labels": LABEL_MODES}
 
 # Fields that change which items are evaluated or what is predicted for them: a run directory holds
 # predictions of one value of these only (shots, trials, tasks and conditions may grow between runs).
 PREDICTION_FIELDS = ("model", "seed", "query_set_size", "num_samples", "demo_selection", "paths", "prompt_style",
-                     "retrieval_encoder", "mmices_k")
+                     "retrieval_encoder", "mmices_k", "ood_images")
 
 
 class EvalConfig(BaseModel):
@@ -33,6 +41,11 @@ class EvalConfig(BaseModel):
     mmices_k: int | None = Field(None, ge=1)
     demo_images: list[DemoImages] = ["real"]
     query_image: list[QueryImage] = ["real"]
+    demo_labels: list[DemoLabels] = ["real"]
+    ood_images: str | None = None  # folder of out-of-distribution images for demo_images "ood"
+    # product: every combination of the condition values; each: the all-real condition plus each altered
+    # value alone (one field changed at a time, the diagnostics matrix's usual design)
+    vary: Literal["product", "each"] = "product"
     batch_size: int = Field(8, ge=1)
     paths: dict[str, str] = {}
     feature_cache: str | None = None  # a folder for vision features kept between runs
@@ -47,12 +60,18 @@ class EvalConfig(BaseModel):
             raise ValueError(f"shots must be a non-empty list of numbers >= 0, got {v}")
         return sorted(set(v))
 
-    @field_validator("demo_images", "query_image", "tasks")
+    @field_validator("demo_images", "query_image", "demo_labels", "tasks")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("needs at least one value")
         return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _ood_needs_folder(self) -> EvalConfig:
+        if "ood" in self.demo_images and not self.ood_images:
+            raise ValueError("demo images 'ood' need --ood-images FOLDER: a folder of images from another source")
+        return self
 
     def trial_seeds(self) -> list[int]:
         """Return the seed of each trial."""

@@ -40,6 +40,21 @@ class ImageRef:
 BLANK = ImageRef("", "<blank>")
 
 
+def folder_images(folder: str | Path) -> list[ImageRef]:
+    """Return refs to every image file under ``folder`` (recursively, sorted); an EvalError when there are none."""
+    from symdpo.data.images import IMAGE_SUFFIXES
+    from symdpo.eval.errors import EvalError
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise EvalError(f"--ood-images {folder}: not a folder; give a folder of images from another source")
+    rels = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not rels:
+        raise EvalError(f"--ood-images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) in it")
+    return [ImageRef(str(root), rel) for rel in rels]
+
+
 def blank_image() -> Image.Image:
     """Return the blank stand-in image (plain white RGB)."""
     return Image.new("RGB", (BLANK_SIZE, BLANK_SIZE), BLANK_COLOR)

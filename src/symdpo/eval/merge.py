@@ -14,7 +14,7 @@ from symdpo.eval.errors import EvalError
 from symdpo.eval.metrics.vqa_accuracy import percent_of
 from symdpo.eval.plan import conditions
 from symdpo.eval.predictions import read_all, row_key
-from symdpo.eval.report import provenance, visual_reliance, write_reports
+from symdpo.eval.report import drops, provenance, write_reports
 from symdpo.eval.runner import CONFIG_FILE, MODEL_FILE, PREDICTIONS_DIR, eval_records, task_or_error
 
 
@@ -64,9 +64,9 @@ def merge_run(run_dir: str | Path) -> dict[str, Any]:
             ordered.extend(found)
             scored = task.metric({r["id"]: r["prediction"] for r in found}, records)
             tokenizers.add(scored.get("tokenizer"))
-            cell = cells.setdefault((name, cond.shots, cond.demo_images, cond.query_image), {
+            cell = cells.setdefault((name, cond.shots, cond.demo_images, cond.query_image, cond.demo_labels), {
                 "task": name, "shots": cond.shots, "demo_images": cond.demo_images, "query_image": cond.query_image,
-                "metric": scored["metric"], "n": len(records), "trials": []})
+                "demo_labels": cond.demo_labels, "metric": scored["metric"], "n": len(records), "trials": []})
             cell["trials"].append({"seed": cond.seed, "score": scored["score"],
                                    **by_answer_type(scored.get("per_item"), records)})
     for cell in cells.values():
@@ -87,7 +87,7 @@ def merge_run(run_dir: str | Path) -> dict[str, Any]:
         **provenance(),
         "cider_tokenizer": ",".join(sorted(tokenizers)) if tokenizers else None,
         "results": list(cells.values()),
-        "visual_reliance": visual_reliance(list(cells.values())),
+        "drops": drops(list(cells.values())),
     }
     write_text(run_dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
     write_reports(run_dir, results)

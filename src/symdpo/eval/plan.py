@@ -23,6 +23,7 @@ from symdpo.eval.config import EvalConfig
 from symdpo.eval.datasets import Split
 from symdpo.eval.errors import EvalError
 from symdpo.eval.images import BLANK, ImageRef
+from symdpo.eval.labels import relabel
 from symdpo.eval.prompts import PromptItem, effective_num_shots, render_context, to_interleaved
 from symdpo.eval.tasks import Task
 
@@ -37,11 +38,12 @@ class Condition:
     seed: int
     demo_images: str
     query_image: str
+    demo_labels: str = "real"
 
     def row(self) -> dict[str, Any]:
         """Return the condition's fields as written in each prediction row."""
         return {"task": self.task, "shots": self.shots, "trial": self.trial, "seed": self.seed,
-                "demo_images": self.demo_images, "query_image": self.query_image}
+                "demo_images": self.demo_images, "query_image": self.query_image, "demo_labels": self.demo_labels}
 
 
 @dataclass
@@ -67,6 +69,7 @@ class TaskPlan:
     feature_row: dict[str, int] = field(default_factory=dict)
     eval_text_features: np.ndarray | None = None  # rices-text: the query-side text embedding (same rows)
     template: Any = None  # the evaluated model's prompt format for the task (default: the task's own)
+    ood_refs: list[ImageRef] = field(default_factory=list)  # demo_images "ood": the other source's images
 
     @property
     def prompt(self) -> Any:
@@ -100,16 +103,34 @@ class TaskPlan:
         task = self.task
         trial = self.trials[cond.trial]
         demos = self.demos(trial, record, cond.shots)
-        refs = [self._train_key(d) for d in demos]
-        if cond.demo_images == "blank":
-            refs = [BLANK] * len(refs)
-        elif cond.demo_images == "shuffled":
-            refs = derangement(refs, random.Random(f"{trial.seed}/{record.id}/shuffle"))
+        refs = self._demo_images(cond, trial, record, [self._train_key(d) for d in demos])
+        fields = self._demo_fields(cond, trial, record, [dict(task.prompt_item(d, demo=True).fields) for d in demos])
         query_ref = BLANK if cond.query_image == "blank" else self._eval_key(record)
-        items = [PromptItem(ref, task.prompt_item(d, demo=True).fields) for ref, d in zip(refs, demos, strict=True)]
+        items = [PromptItem(ref, f) for ref, f in zip(refs, fields, strict=True)]
         query = PromptItem(query_ref, task.prompt_item(record, demo=False).fields)
-        text, images = render_context(self.prompt, items, query, text_only_demos=cond.shots == 0)
+        text, images = render_context(self.prompt, items, query, text_only_demos=cond.shots == 0 or cond.demo_images == "none",
+                                      query_has_image=cond.query_image != "none")
         return to_interleaved(text, images, self.prompt.image_marker), [d.id for d in demos]
+
+    def _demo_images(self, cond: Condition, trial: Trial, record: Any, refs: list[ImageRef]) -> list[ImageRef]:
+        """Return the demonstrations' images under the condition (real, blank, shuffled, ood; none: unused)."""
+        if cond.demo_images == "blank":
+            return [BLANK] * len(refs)
+        if cond.demo_images == "shuffled":
+            return derangement(refs, random.Random(f"{trial.seed}/{record.id}/shuffle"))
+        if cond.demo_images == "ood":
+            return random.Random(f"{trial.seed}/{record.id}/ood").sample(self.ood_refs, len(refs))
+        return refs
+
+    def _demo_fields(self, cond: Condition, trial: Trial, record: Any, fields: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Return the demonstrations' prompt fields with their labels (answer / caption) under the condition."""
+        if cond.demo_labels == "real" or not fields:
+            return fields
+        name = "caption" if self.task.kind == "caption" else "answer"
+        questions = [f["question"] for f in fields if "question" in f] + [getattr(record, "question", None) or ""]
+        labels = relabel(cond.demo_labels, [f[name] for f in fields], random.Random(f"{trial.seed}/{record.id}/labels"),
+                         context_texts=questions)
+        return [{**f, name: label} for f, label in zip(fields, labels, strict=True)]
 
 
 def derangement(items: list[Any], rng: random.Random) -> list[Any]:
@@ -139,23 +160,37 @@ def make_trial(train: Split, size: int, seed: int) -> Trial:
     return Trial(seed, idx, pool, [ImageRef(str(train.image_root), r.image) for r in pool])
 
 
-def conditions(config: EvalConfig, task: str) -> list[Condition]:
-    """Return the task's conditions in run order; 0-shot demos are text-only, so only 'real' is run there."""
-    out = []
-    for query_image in config.query_image:
-        for demo_images in config.demo_images:
-            for shots in config.shots:
-                if shots == 0 and demo_images != "real":
-                    continue
-                for t, seed in enumerate(config.trial_seeds()):
-                    out.append(Condition(task, shots, t, seed, demo_images, query_image))
+def condition_values(config: EvalConfig) -> list[tuple[str, str, str]]:
+    """Return the (demo_images, query_image, demo_labels) combinations the config asks for, in run order."""
+    if config.vary == "product":
+        return [(d, q, lab) for q in config.query_image for d in config.demo_images for lab in config.demo_labels]
+    out = [("real", "real", "real")]  # each: the all-real condition, then every altered value alone
+    out += [(d, "real", "real") for d in config.demo_images if d != "real"]
+    out += [("real", q, "real") for q in config.query_image if q != "real"]
+    out += [("real", "real", lab) for lab in config.demo_labels if lab != "real"]
     return out
 
 
-def check_shots(config: EvalConfig, name: str, trials: list[Trial]) -> None:
-    """Raise an EvalError when a shot count exceeds the query set."""
+def conditions(config: EvalConfig, task: str) -> list[Condition]:
+    """Return the task's conditions in run order; 0-shot demos are text-only, so no demo-image condition there."""
+    out = []
+    for demo_images, query_image, demo_labels in condition_values(config):
+        for shots in config.shots:
+            if shots == 0 and demo_images != "real":
+                continue
+            for t, seed in enumerate(config.trial_seeds()):
+                out.append(Condition(task, shots, t, seed, demo_images, query_image, demo_labels))
+    return out
+
+
+def check_shots(config: EvalConfig, name: str, trials: list[Trial], ood: Sequence[ImageRef] = ()) -> None:
+    """Raise an EvalError when a shot count exceeds the query set (or the out-of-distribution images)."""
     need = max(effective_num_shots(s) for s in config.shots)
     have = min(len(t.query_set) for t in trials)
     if need > have:
         raise EvalError(f"{name}: {need} shots need at least {need} demonstrations but the query set has {have} "
                         f"items (--query-set-size {config.query_set_size}, train split size)")
+    need_ood = max(config.shots)  # 0 shots: no demonstration images to replace
+    if "ood" in config.demo_images and need_ood > len(ood):
+        raise EvalError(f"--ood-images {config.ood_images}: {len(ood)} images, but {need_ood} shots need at least "
+                        f"{need_ood}; add images or lower the shots")

@@ -17,13 +17,14 @@ from typing import Any, TextIO
 from symdpo.eval.errors import EvalError
 
 # A prediction row is identified by its condition and its item id.
-KEY_FIELDS = ("task", "shots", "trial", "demo_images", "query_image", "id")
+KEY_FIELDS = ("task", "shots", "trial", "demo_images", "query_image", "demo_labels", "id")
+DEFAULTS = {"demo_labels": "real"}  # fields that rows written before they existed lack
 Key = tuple
 
 
 def row_key(row: dict[str, Any]) -> Key:
-    """Return the identity of a prediction row: (task, shots, trial, demo_images, query_image, id)."""
-    return tuple(row[f] for f in KEY_FIELDS)
+    """Return the identity of a prediction row: (task, shots, trial, demo_images, query_image, demo_labels, id)."""
+    return tuple(row[f] if f in row or f not in DEFAULTS else DEFAULTS[f] for f in KEY_FIELDS)
 
 
 def part_path(pred_dir: str | Path, rank: int) -> Path:

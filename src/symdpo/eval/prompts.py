@@ -61,16 +61,23 @@ def render_context(
     query: PromptItem,
     *,
     text_only_demos: bool = False,
+    query_has_image: bool = True,
 ) -> tuple[str, list[Any]]:
-    """Return the prompt text and its images in marker order; ``text_only_demos`` gives the 0-shot form."""
+    """Return the prompt text and its images in marker order; ``text_only_demos`` gives the 0-shot form.
+
+    ``query_has_image=False`` removes the query's image marker too (the no-query-image diagnostic).
+    """
     context = "".join(_format(template.demo, template, d) + template.separator for d in demos)
     images = [] if text_only_demos else [d.image for d in demos]
     if text_only_demos:
         # As the reference: a plain replace over the whole demonstration text.
         context = context.replace(template.image_marker, "")
-    text = template.prefix + context + _format(template.query, template, query)
-    images.append(query.image)
-    return text, images
+    query_text = _format(template.query, template, query)
+    if query_has_image:
+        images.append(query.image)
+    else:
+        query_text = query_text.replace(template.image_marker, "")
+    return template.prefix + context + query_text, images
 
 
 def to_interleaved(text: str, images: Sequence[Any], image_marker: str = "<image>") -> Context:

@@ -43,19 +43,6 @@ def git_revision(where: Path | None = None) -> str | None:
     return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
-def visual_reliance(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return, per task/shots/query condition with shots > 0, the real- and blank-demo scores and the drop."""
-    by = {(c["task"], c["shots"], c["demo_images"], c["query_image"]): c for c in cells}
-    out = []
-    for (task, shots, demo, query), real in by.items():
-        blank = by.get((task, shots, "blank", query))
-        if demo != "real" or shots == 0 or blank is None:
-            continue  # 0-shot demonstrations are text-only: nothing to blank
-        out.append({"task": task, "shots": shots, "query_image": query, "real": real["mean"],
-                    "blank": blank["mean"], "drop": real["mean"] - blank["mean"]})
-    return out
-
-
 # --- cells, conditions and the spread of the trials ---------------------------------------------------------
 
 # cell fields that are not a condition; every other field of a cell (demo_images, query_image, ...) is one

@@ -20,7 +20,7 @@ from symdpo.data.errors import BadImageError
 from symdpo.data.images import check_image
 from symdpo.eval.config import EvalConfig
 from symdpo.eval.errors import EvalError
-from symdpo.eval.images import ImageProvider, ImageRef
+from symdpo.eval.images import ImageProvider, ImageRef, folder_images
 from symdpo.eval.plan import Condition, TaskPlan, check_shots, conditions, eval_subset, make_trial
 from symdpo.eval.predictions import PredictionWriter, part_path, read_all, row_key
 from symdpo.eval.tasks import Task, get_task
@@ -86,14 +86,15 @@ def prepare(config: EvalConfig, model: Any | None = None) -> list[TaskPlan]:
         ev = eval_records(config, task)
         train = task.load(config.paths, task.demo_split)
         trials = [make_trial(train, config.query_set_size, s) for s in config.trial_seeds()]
-        check_shots(config, name, trials)
+        ood = folder_images(config.ood_images) if "ood" in config.demo_images else []
+        check_shots(config, name, trials, ood)
         used = {i for t in trials for i in t.query_set}
         check_images(name, [ImageRef(str(ev.image_root), r.image) for r in ev.records]
-                     + [ImageRef(str(train.image_root), train.records[i].image) for i in used])
+                     + [ImageRef(str(train.image_root), train.records[i].image) for i in used] + ood)
         template = None
         if model is not None and task.kind in ("vqa", "caption"):
             template = model.prompt_format(task.kind, config.prompt_style)
-        plan = TaskPlan(task, ev, train, trials, template=template)
+        plan = TaskPlan(task, ev, train, trials, template=template, ood_refs=ood)
         if config.demo_selection != "random":
             if encoder is None:  # one encoder for every task; dropped (its memory freed) once the plans are made
                 from symdpo.data.retrieval import load_retrieval_encoder
