@@ -18,7 +18,7 @@ from symdpo.eval.postprocess import postprocess_caption, postprocess_vqa
 from symdpo.eval.prompts import PromptItem, render_context, to_interleaved
 
 Task = Literal["vqa", "caption"]
-# the evaluation protocol's decoding (REFERENCE.md §2)
+# the evaluation protocol's decoding (docs/openflamingo.md, "Few-shot evaluation protocol")
 DECODING = {"vqa": dict(max_new_tokens=5, num_beams=3, length_penalty=0.0),
             "caption": dict(max_new_tokens=20, num_beams=3, length_penalty=0.0)}
 

@@ -1,9 +1,9 @@
 """The task registry: a task is data + prompt + post-processing + metric + decoding parameters.
 
 A dict and a decorator, as lm-evaluation-harness does it (``lm_eval/api/registry.py``): adding a benchmark is
-one decorated factory. The protocol values follow OpenFlamingo's evaluation (REFERENCE.md §2): demonstrations
-show the *first* caption / the *first* annotator answer, beam search with 3 beams and length_penalty 0.0,
-max new tokens 20 (captions), 5 (VQA), 10 (TextVQA).
+one decorated factory. The protocol values follow OpenFlamingo's evaluation (docs/openflamingo.md, "Few-shot
+evaluation protocol"): demonstrations show the *first* caption / the *first* annotator answer, beam search with
+3 beams and length_penalty 0.0, max new tokens 20 (captions), 5 (VQA), 10 (TextVQA).
 
 Data comes from the readers in ``symdpo.data.sources`` through ``eval.datasets.read_split`` (imported inside
 the loaders, so the registry can be listed without reading anything). A loader returns a ``Split``: the

@@ -1,7 +1,7 @@
 """CIDEr-D through pycocoevalcap, on PTB tokens (Java) or on our pure-Python stand-in when Java is absent.
 
 pycocoevalcap's ``Cider`` computes the IDF from the references of the evaluated set itself, so a score
-depends on the subset scored and a one-image set scores 0 (REFERENCE.md §3). Scores are reported as
+depends on the subset scored and a one-image set scores 0 (docs/metrics.md, "CIDEr-D"). Scores are reported as
 pycocoevalcap returns them (about 0-10; OpenFlamingo reports ``100 *`` this, see ``CiderResult.percent``).
 """
 

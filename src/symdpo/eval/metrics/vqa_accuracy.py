@@ -1,6 +1,6 @@
 """VQA accuracy: the VQAv2 leave-one-annotator-out score, with the reference answer normalisation.
 
-Two variants (REFERENCE.md §3):
+Two variants (docs/metrics.md, "VQA accuracy"):
 
 * default, ``official=False``: OpenFlamingo's port (``open_flamingo/eval/vqa_metric.py``), which *always*
   normalises the prediction and the ten answers. It produced the published OpenFlamingo and SymDPO numbers.

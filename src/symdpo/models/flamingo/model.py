@@ -156,7 +156,7 @@ class Flamingo(nn.Module):
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Return (N, v, Dv) CLIP patch tokens of (N, 3, H, W) pixels, CLS excluded, before the final LN."""
         # The released OpenFlamingo models were trained on open_clip <= 2.22 tokens, which skip ln_post;
-        # transformers' last_hidden_state is likewise taken before post_layernorm (REFERENCE.md §2).
+        # transformers' last_hidden_state is likewise taken before post_layernorm (docs/openflamingo.md, "Architecture details").
         params = list(self.vision.parameters())
         # no graph through a frozen tower (the usual case); a tiny model pretrained from scratch trains it
         with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in params)):

@@ -8,7 +8,7 @@ from typing import Any
 
 from symdpo.models.errors import UnknownModelError
 
-# The OpenFlamingo releases (README of mlfoundations/open_flamingo; REFERENCE.md §2). CLIP ViT-L/14 with
+# The OpenFlamingo releases (README of mlfoundations/open_flamingo; docs/openflamingo.md, "Released checkpoints"). CLIP ViT-L/14 with
 # OpenAI weights is the vision tower of all five; transformers' copy is the same weights.
 CLIP_L14 = "openai/clip-vit-large-patch14"
 CHECKPOINT_FILE = "checkpoint.pt"  # the weights file of each release repo (Preset.checkpoint)
