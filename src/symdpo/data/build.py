@@ -127,7 +127,13 @@ def _records(opts: BuildOptions, root: Path, progress: Progress | None, counts: 
         return SFTRecord, vqa_sft_records(pool, vocab, opts.symbols, opts.seed, opts.sft_symbol_fraction,
                                           counts, symbol_images=opts.sft_symbol_images,
                                           copy_fraction=opts.sft_copy_fraction), len(pool)
-    builder = SymbolBuilder(pool, vocab, opts.symbols, opts.seed, counts=counts)
+    features = None
+    if opts.demos == "rices":
+        from symdpo.data.retrieval import embed_images, load_retrieval_encoder
+
+        encoder = load_retrieval_encoder(opts.retrieval_encoder)
+        features = embed_images(encoder, root, list(pool.images), cache_dir=opts.feature_cache)
+    builder = SymbolBuilder(pool, vocab, opts.symbols, opts.seed, counts=counts, features=features)
     return PreferenceRecord, builder.records(), len(pool)
 
 

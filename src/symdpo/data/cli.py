@@ -60,6 +60,11 @@ def build(
                                           "(random other images: the symbol is copied from the text)"),
     sft_copy_fraction: float = typer.Option(0.0, help="sft mode on VQA: share of text-copying sequences "
                                             "(a demonstration's random words, repeated by the target)"),
+    demos: str = typer.Option("random", help="demonstrations from the query's question group: random | rices "
+                                             "(the images most similar to the query's, most similar last)"),
+    retrieval_encoder: str = typer.Option("openai/clip-vit-large-patch14", help="rices: CLIP-like hub id, "
+                                          "save_pretrained folder, or tiny-clip"),
+    feature_cache: Optional[Path] = typer.Option(None, help="rices: folder keeping the image embeddings"),
     check_images: str = typer.Option("header", help="none | header | decode"),
     on_bad_image: str = typer.Option("error", help="error | skip (skips are counted in the manifest)"),
     strict_extension: bool = typer.Option(True, help="treat content/extension mismatch as a bad image"),
@@ -71,13 +76,18 @@ def build(
             image_template=image_template, split=split, mode=mode, seed=seed, max_records=max_records, question_regex=question_regex,
             sft_symbol_fraction=sft_symbol_fraction, sft_symbol_images=sft_symbol_images,
             sft_copy_fraction=sft_copy_fraction, check_images=check_images, on_bad_image=on_bad_image,
-            strict_extension=strict_extension,
+            strict_extension=strict_extension, demos=demos, retrieval_encoder=retrieval_encoder,
+            feature_cache=feature_cache,
             symbols=SymbolOptions(k_min=k_min, k_max=k_max, icl_fraction=icl_fraction,
                                   rejected_weights=_weights(rejected), pairs_per_query=pairs_per_query,
                                   wrong_symbol=wrong_symbol, symbols_file=symbols_file,
                                   builtin_symbols=builtin_symbols))
     except ValidationError as e:
         raise UsageError(validation_message(e, {"rejected_weights": "--rejected"})) from None
+    if opts.demos == "rices":
+        from symdpo.data.retrieval import check_retrieval_encoder
+
+        check_retrieval_encoder(opts.retrieval_encoder)  # a missing encoder fails before the source is read
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("building", total=None)

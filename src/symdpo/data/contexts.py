@@ -74,23 +74,67 @@ def _draw(rng: random.Random, ranges: Sequence[tuple[int, int]], want: int, acce
 
 class ContextSampler:
     """Draw k demonstrations for a query: same question (else same question type), >= 2 distinct answers,
-    >= 1 with the query's answer, no image twice (the query's included)."""
+    >= 1 with the query's answer, no image twice (the query's included).
+
+    With ``features`` (one L2-normalised retrieval embedding per pool image) the demonstrations are retrieved,
+    not drawn (RICES inside the group): the most similar image with the query's answer, the most similar with
+    another answer, then the most similar of the rest; in context order the most similar stands last.
+    """
 
     LEVELS = ("same_question", "same_type")
 
-    def __init__(self, pool: VQAPool, k_min: int, k_max: int) -> None:
+    def __init__(self, pool: VQAPool, k_min: int, k_max: int, *, features: np.ndarray | None = None) -> None:
         self.k_min, self.k_max = k_min, k_max
         self.image = int_array(pool.image)
         self._groups = (_Groups(pool.question, pool.answer), _Groups(pool.qtype, pool.answer))
+        self.features = features
+        if features is not None:
+            if len(features) != len(pool.images):
+                raise ValueError(f"{len(features)} feature rows for {len(pool.images)} pool images")
+            self._image_np = np.asarray(pool.image, dtype=np.int64)
+            self._orders = [np.frombuffer(g.order, dtype=np.int32).astype(np.int64) for g in self._groups]
 
     def sample(self, rng: random.Random, query: int) -> tuple[str, list[int]] | None:
         """Return (level, demonstration items in context order), or None when no valid context exists."""
         k = rng.randint(self.k_min, self.k_max)
-        for level, groups in zip(self.LEVELS, self._groups, strict=True):
-            demos = self._sample_in(groups, rng, query, k)
+        for i, (level, groups) in enumerate(zip(self.LEVELS, self._groups, strict=True)):
+            demos = self._sample_in(groups, rng, query, k) if self.features is None else self._retrieve_in(i, query, k)
             if demos is not None:
                 return level, demos
         return None
+
+    def _retrieve_in(self, level: int, query: int, k: int) -> list[int] | None:
+        """Return the group's demonstrations most similar to the query's image (most similar last), or None."""
+        g = self._groups[level]
+        gs, ge, rs, re_ = g.gs[query], g.ge[query], g.rs[query], g.re[query]
+        if re_ - rs < 2 or (ge - gs) - (re_ - rs) < 1:
+            return None
+        items = self._orders[level][gs:ge]
+        feats = self.features
+        sims = feats[self._image_np[items]] @ feats[self._image_np[query]]
+        ranked = np.lexsort((items, -sims))  # most similar first; ties by pool index, so every run agrees
+        same_answer = (np.arange(gs, ge) >= rs) & (np.arange(gs, ge) < re_)
+        used, picked, sim_of = {self.image[query]}, [], {}
+
+        def take(mask: np.ndarray | None, want: int) -> None:
+            for j in ranked:
+                if want == 0:
+                    return
+                item = int(items[j])
+                if (mask is None or mask[j]) and self.image[item] not in used:
+                    used.add(self.image[item])
+                    picked.append(item)
+                    sim_of[item] = float(sims[j])
+                    want -= 1
+
+        take(same_answer, 1)
+        take(~same_answer, 1)
+        if len(picked) < 2:
+            return None
+        take(None, k - 2)
+        if len(picked) < self.k_min:
+            return None
+        return sorted(picked, key=lambda item: (sim_of[item], -item))  # ascending: the most similar last
 
     def _sample_in(self, g: _Groups, rng: random.Random, query: int, k: int) -> list[int] | None:
         """Return demonstrations from the query's group in ``g``, or None if the group cannot supply them."""

@@ -56,6 +56,11 @@ class BuildOptions(BaseModel):
     # symbol can only be copied from the text (a Flamingo's pretraining: the images must not break the LM's copying)
     sft_symbol_images: Literal["matching", "unrelated"] = "matching"
     sft_copy_fraction: float = Field(0.0, ge=0.0, le=1.0)  # SFT on VQA: share of text-copying sequences
+    # demonstrations of a context (from the query's question group): drawn at random, or RICES, the group's
+    # images most similar to the query's by the retrieval encoder (most similar last)
+    demos: Literal["random", "rices"] = "random"
+    retrieval_encoder: str = "openai/clip-vit-large-patch14"  # hub id, save_pretrained folder or tiny-clip
+    feature_cache: Path | None = None  # folder keeping the retrieval embeddings between builds
     check_images: Literal["none", "header", "decode"] = "header"
     on_bad_image: Literal["error", "skip"] = "error"
     strict_extension: bool = True
@@ -96,6 +101,8 @@ class BuildOptions(BaseModel):
                 raise ValueError(f"source {self.source} needs --{name}")
         if self.source != "easyvqa" and self.image_root is None:
             raise ValueError(f"source {self.source} needs --image-root")
+        if self.demos == "rices" and self.mode != "preference":
+            raise ValueError("--demos rices selects the demonstrations of preference contexts; drop it for --mode sft")
         if self.mode == "preference" and self.source in ("coco", "flickr30k"):
             raise ValueError("preference data needs a VQA source (captions have no question to symbolise)")
         return self

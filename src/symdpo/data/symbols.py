@@ -20,6 +20,8 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 
+import numpy as np
+
 from symdpo.data.contexts import ContextSampler, int_array
 from symdpo.data.options import SymbolOptions
 from symdpo.data.pool import VQAPool
@@ -45,12 +47,12 @@ class SymbolBuilder:
     """Yields SymDPO preference records from a VQA pool; ``counts`` tallies what it made and skipped."""
 
     def __init__(self, pool: VQAPool, vocab: SymbolVocabulary, opts: SymbolOptions, seed: int, *,
-                 counts: Counter[str] | None = None) -> None:
+                 counts: Counter[str] | None = None, features: np.ndarray | None = None) -> None:
         if len(vocab.symbols) < opts.k_max:
             raise ValueError(f"only {len(vocab.symbols)} usable symbols for up to {opts.k_max} demonstrations")
         self.pool, self.vocab, self.opts = pool, vocab.symbols, opts
         self.rng = random.Random(seed)
-        self.sampler = ContextSampler(pool, opts.k_min, opts.k_max)
+        self.sampler = ContextSampler(pool, opts.k_min, opts.k_max, features=features)  # features: RICES
         # array.array columns: scalar reads give plain ints, ~10x faster than numpy scalars in this loop
         self.image, self.question, self.answer = (int_array(c) for c in (pool.image, pool.question, pool.answer))
         self.types = [t for t, w in opts.rejected_weights.items() if w > 0]
