@@ -106,7 +106,6 @@ def test_final_model_loads_back(pairs, tmp_path):
 
 
 def test_lora_run_saves_merged_model(pairs, tmp_path):
-    pytest.importorskip("peft")
     from symdpo.models.registry import load_model
     from symdpo.train.dpo import train_dpo
 
