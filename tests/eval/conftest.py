@@ -1,4 +1,4 @@
-"""Shared fixtures of the evaluation tests: one tiny random Flamingo for the whole session."""
+"""Shared fixtures of the evaluation tests: one tiny random Flamingo for the whole session, a CLI runner on it."""
 
 from __future__ import annotations
 
@@ -26,3 +26,16 @@ def tiny_model():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return load_model("tiny")
+
+
+@pytest.fixture
+def cli(monkeypatch, tiny_model):
+    """Return a CliRunner whose `--model tiny` reuses the session's tiny model (other names load for real)."""
+    from typer.testing import CliRunner
+
+    import symdpo.models.registry as presets
+
+    real = presets.load_model
+    monkeypatch.setattr(presets, "load_model", lambda name, dtype=None: tiny_model if name == "tiny"
+                        else real(name, dtype=dtype))
+    return CliRunner()

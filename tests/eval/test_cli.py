@@ -5,33 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from eval_helpers import error_line
 from PIL import Image
-from typer.testing import CliRunner
 
 from symdpo.eval.cli import app
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # from transformers, inside the model
 
 RUN = ["run", "--model", "tiny", "--no-progress", "--trials", "1"]
-
-
-@pytest.fixture
-def cli(monkeypatch, tiny_model):
-    """Return a CliRunner whose `--model tiny` reuses the session's tiny model (no reload per command)."""
-    import symdpo.models.registry as presets
-
-    monkeypatch.setattr(presets, "load_model", lambda name, dtype=None: tiny_model)
-    return CliRunner()
-
-
-def _error_line(result) -> str:
-    """Return the one stderr line of a failed command (and check there is no traceback).
-
-    Exit status 2 for a bad option value, 1 for bad input data (``symdpo.errors``)."""
-    assert result.exit_code in (1, 2), result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
-    return lines[0]
 
 
 def test_run_resume_and_compare(cli, tmp_path) -> None:
@@ -58,13 +39,13 @@ def test_run_resume_and_compare(cli, tmp_path) -> None:
 
 
 def test_unknown_task(cli, tmp_path) -> None:
-    line = _error_line(cli.invoke(app, [*RUN, "--task", "vqa3", "--out", str(tmp_path)]))
+    line = error_line(cli.invoke(app, [*RUN, "--task", "vqa3", "--out", str(tmp_path)]))
     assert "unknown task 'vqa3'; known tasks: coco, easyvqa" in line
 
 
 def test_shots_larger_than_query_set(cli, tmp_path) -> None:
-    line = _error_line(cli.invoke(app, [*RUN, "--task", "easyvqa", "--shots", "4,32", "--query-set-size", "8",
-                                        "--num-samples", "2", "--out", str(tmp_path)]))
+    line = error_line(cli.invoke(app, [*RUN, "--task", "easyvqa", "--shots", "4,32", "--query-set-size", "8",
+                                       "--num-samples", "2", "--out", str(tmp_path)]))
     assert "32 shots need at least 32 demonstrations but the query set has 8 items" in line
 
 
@@ -86,16 +67,16 @@ def _vqa_files(tmp_path, *, answers=("red",) * 10, with_images=True):
 
 def test_missing_image(cli, tmp_path) -> None:
     opts = _vqa_files(tmp_path, with_images=False)
-    line = _error_line(cli.invoke(app, [*RUN, "--task", "vqav2", "--shots", "0", *opts, "--out", str(tmp_path / "r")]))
+    line = error_line(cli.invoke(app, [*RUN, "--task", "vqav2", "--shots", "0", *opts, "--out", str(tmp_path / "r")]))
     assert "vqav2: bad image" in line and "2.png" in line and "image file not found" in line
 
 
 def test_annotation_without_answers(cli, tmp_path) -> None:
     opts = _vqa_files(tmp_path, answers=())
-    line = _error_line(cli.invoke(app, [*RUN, "--task", "vqav2", "--shots", "0", *opts, "--out", str(tmp_path / "r")]))
+    line = error_line(cli.invoke(app, [*RUN, "--task", "vqav2", "--shots", "0", *opts, "--out", str(tmp_path / "r")]))
     assert "a.json" in line and "annotations[0]" in line and "'answers'" in line and "empty list" in line
 
 
 def test_vqav2_needs_its_files(cli, tmp_path) -> None:
-    line = _error_line(cli.invoke(app, [*RUN, "--task", "vqav2", "--out", str(tmp_path)]))
+    line = error_line(cli.invoke(app, [*RUN, "--task", "vqav2", "--out", str(tmp_path)]))
     assert line == "error: task vqav2 needs --questions (the val questions JSON)"

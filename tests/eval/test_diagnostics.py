@@ -14,6 +14,7 @@ from types import SimpleNamespace as NS
 
 import numpy as np
 import pytest
+from eval_helpers import error_line
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -201,39 +202,24 @@ RUN = ["run", "--model", "tiny", "--no-progress", "--trials", "1", "--task", "ea
        "--query-set-size", "8"]
 
 
-@pytest.fixture
-def cli(monkeypatch, tiny_model):
-    import symdpo.models.registry as presets
-
-    monkeypatch.setattr(presets, "load_model", lambda name, dtype=None: tiny_model)
-    return CliRunner()
-
-
-def _error_line(result) -> str:
-    assert result.exit_code in (1, 2), result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
-    return lines[0]
-
-
 def test_bad_conditions_are_one_line(cli, tmp_path) -> None:
-    line = _error_line(cli.invoke(app, [*RUN, "--demo-labels", "shuffled", "--out", str(tmp_path / "a")]))
+    line = error_line(cli.invoke(app, [*RUN, "--demo-labels", "shuffled", "--out", str(tmp_path / "a")]))
     assert line.startswith("error: --demo-labels") and "'random-words'" in line and "'shuffled'" in line
-    line = _error_line(cli.invoke(app, [*RUN, "--query-image", "ood", "--out", str(tmp_path / "a")]))
+    line = error_line(cli.invoke(app, [*RUN, "--query-image", "ood", "--out", str(tmp_path / "a")]))
     assert line.startswith("error: --query-image") and "'none'" in line
-    line = _error_line(cli.invoke(app, [*RUN, "--demo-images", "real,ood", "--out", str(tmp_path / "a")]))
+    line = error_line(cli.invoke(app, [*RUN, "--demo-images", "real,ood", "--out", str(tmp_path / "a")]))
     assert "'ood' need --ood-images FOLDER" in line
-    line = _error_line(cli.invoke(app, [*RUN, "--diagnostics", "--demo-images", "blank", "--out", str(tmp_path / "a")]))
+    line = error_line(cli.invoke(app, [*RUN, "--diagnostics", "--demo-images", "blank", "--out", str(tmp_path / "a")]))
     assert "--diagnostics runs every condition; drop --demo-images" in line
 
 
 def test_too_few_ood_images_and_a_missing_folder_are_one_line(cli, tmp_path) -> None:
     ood = _ood_folder(tmp_path)
-    line = _error_line(cli.invoke(app, [*RUN, "--shots", "8", "--demo-images", "ood", "--ood-images", str(ood),
-                                        "--out", str(tmp_path / "a")]))
+    line = error_line(cli.invoke(app, [*RUN, "--shots", "8", "--demo-images", "ood", "--ood-images", str(ood),
+                                       "--out", str(tmp_path / "a")]))
     assert f"--ood-images {ood}: 4 images, but 8 shots need at least 8" in line
-    line = _error_line(cli.invoke(app, [*RUN, "--shots", "2", "--demo-images", "ood", "--ood-images",
-                                        str(tmp_path / "nope"), "--out", str(tmp_path / "b")]))
+    line = error_line(cli.invoke(app, [*RUN, "--shots", "2", "--demo-images", "ood", "--ood-images",
+                                       str(tmp_path / "nope"), "--out", str(tmp_path / "b")]))
     assert "nope: not a folder" in line
 
 

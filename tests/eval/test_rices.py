@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from eval_helpers import error_line
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -185,17 +186,6 @@ def _rows(path: Path) -> dict[tuple, list[str]]:
     return {(r["id"], r["shots"], r["trial"]): r["demo_ids"] for r in rows}
 
 
-@pytest.fixture
-def cli(monkeypatch, tiny_model):
-    """Return a CliRunner whose `--model tiny` reuses the session's tiny model (other names load for real)."""
-    import symdpo.models.registry as presets
-
-    real = presets.load_model
-    monkeypatch.setattr(presets, "load_model", lambda name, dtype=None: tiny_model if name == "tiny"
-                        else real(name, dtype=dtype))
-    return CliRunner()
-
-
 ARGS = ["run", "--task", "easyvqa", "--demos", "rices", "--retrieval-encoder", "tiny-clip", "--shots", "2",
         "--num-samples", "6", "--trials", "1", "--query-set-size", "32", "--no-progress"]
 
@@ -226,15 +216,7 @@ def test_cli_rices_same_demos_across_runs_shards_and_families(cli, tmp_path) -> 
         part.save_pretrained(tmp_path / "clip")
     other = cli.invoke(app, [*ARGS[:6], str(tmp_path / "clip"), *ARGS[7:], "--model", "tiny", "--out",
                              str(tmp_path / "a")])
-    assert "holds a run with different retrieval_encoder" in _error_line(other)
-
-
-def _error_line(result) -> str:
-    """Return the one stderr line of a failed command, after checking there is no traceback."""
-    assert result.exit_code in (1, 2), result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
-    return lines[0]
+    assert "holds a run with different retrieval_encoder" in error_line(other)
 
 
 @pytest.fixture
@@ -250,11 +232,11 @@ def test_missing_local_encoder_is_one_line(no_model, tmp_path) -> None:
     """A folder that is not there (or holds no config.json) ends in one usage-error line naming the option."""
     args = [a if a != "tiny-clip" else "/no/such/dir" for a in ARGS]
     result = no_model.invoke(app, [*args, "--model", "tiny", "--out", str(tmp_path / "r")])
-    line = _error_line(result)
+    line = error_line(result)
     assert result.exit_code == 2 and line.startswith("error: --retrieval-encoder /no/such/dir: no such folder"), line
     (tmp_path / "empty").mkdir()
     args = [a if a != "tiny-clip" else str(tmp_path / "empty") for a in ARGS]
-    line = _error_line(no_model.invoke(app, [*args, "--model", "tiny", "--out", str(tmp_path / "r")]))
+    line = error_line(no_model.invoke(app, [*args, "--model", "tiny", "--out", str(tmp_path / "r")]))
     assert "a folder without config.json" in line, line
 
 
@@ -270,7 +252,7 @@ def test_uncached_hub_encoder_offline_is_one_line(no_model, tmp_path, monkeypatc
     args = [a if a != "tiny-clip" else "openai/clip-vit-base-patch32" for a in ARGS]
     start = time.monotonic()
     result = no_model.invoke(app, [*args, "--model", "tiny", "--out", str(tmp_path / "r")])
-    line = _error_line(result)
+    line = error_line(result)
     assert time.monotonic() - start < 10
     assert line.startswith("error: --retrieval-encoder: 'openai/clip-vit-base-patch32' is not in the Hugging Face cache")
     assert str(tmp_path / "hf" / "hub") in line and "HF_HUB_OFFLINE" in line and "HF_HOME" in line, line

@@ -38,7 +38,7 @@ def random_demos(rng: random.Random, pool_images: Sequence[Hashable], query_imag
     return picked
 
 
-def _normalize(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
     """Return the rows of ``x`` scaled to unit L2 norm (zero rows stay zero)."""
     x = np.asarray(x, dtype=np.float32)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
@@ -60,12 +60,12 @@ class Rices:
             self.items_of_image[first[img]].append(i)
         self.image_keys = list(first)
         self.image_index = first
-        self.features = _normalize(np.asarray(features)[[items[0] for items in self.items_of_image]])
+        self.features = unit_rows(np.asarray(features)[[items[0] for items in self.items_of_image]])
 
     def select(self, query_features: np.ndarray, query_images: Sequence[Hashable], k: int, *,
                rng: random.Random | None = None, chunk: int = 1024) -> list[list[int]]:
         """Return, per query, ``k`` pool indices ordered by increasing similarity (most similar last)."""
-        q = _normalize(query_features)
+        q = unit_rows(query_features)
         k_eff = min(k, len(self.image_keys))
         out: list[list[int]] = []
         for start in range(0, len(q), chunk):  # chunks bound the (queries x pool) similarity matrix
@@ -109,13 +109,13 @@ class RicesText(Rices):
         super().__init__(features, images)
         if len(text_features) != len(images):
             raise ValueError(f"{len(text_features)} text feature rows for {len(images)} pool items")
-        self.text_features = _normalize(text_features)
+        self.text_features = unit_rows(text_features)
         self.prefilter = prefilter
 
     def select(self, query_features: np.ndarray, query_images: Sequence[Hashable], k: int, *,
                query_texts: np.ndarray, chunk: int = 1024) -> list[list[int]]:
         """Return, per query, ``k`` pool indices ordered by increasing text similarity (most similar last)."""
-        q, qt = _normalize(query_features), _normalize(query_texts)
+        q, qt = unit_rows(query_features), unit_rows(query_texts)
         if len(qt) != len(q):
             raise ValueError(f"{len(qt)} query text rows for {len(q)} queries")
         k_pre = min(max(self.prefilter or 4 * k, k), len(self.image_keys))

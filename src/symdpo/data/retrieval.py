@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from symdpo.data.demos import unit_rows
 from symdpo.data.features import FeatureCache, content_hash
 from symdpo.data.images import load_image
 
@@ -29,12 +30,6 @@ TINY_CLIP = "tiny-clip"
 OPTION = "--retrieval-encoder"
 _TINY_VERSION = "tiny-clip-v1"  # the cache id of tiny-clip: change it when its config or seed changes
 _TINY_SIZE = 32  # pixels, as the other tiny models
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    """Return the rows of ``x`` as float32 scaled to unit L2 norm (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _pooled(out: Any) -> torch.Tensor:
@@ -68,7 +63,7 @@ class RetrievalEncoder:
             pixels = self.image_processor(images=batch, return_tensors="pt")["pixel_values"]
             feats = _pooled(self.model.get_image_features(pixel_values=pixels.to(self.device, dtype)))
             out.append(feats.float().cpu().numpy())
-        return _unit(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+        return unit_rows(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -80,7 +75,7 @@ class RetrievalEncoder:
             feats = _pooled(self.model.get_text_features(input_ids=enc["input_ids"].to(self.device),
                                                          attention_mask=enc["attention_mask"].to(self.device)))
             out.append(feats.float().cpu().numpy())
-        return _unit(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+        return unit_rows(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
 
 
 @functools.cache

@@ -134,21 +134,21 @@ def run(
         shot_list = [int(s) for s in _split(shots)]
     except ValueError:
         raise UsageError(f"--shots must be comma-separated integers, got {shots!r}") from None
+    demo_list, query_list, label_list = _split(demo_images), _split(query_image), _split(demo_labels)
     if diagnostics:
-        given = [f"--{n.replace('_', '-')}" for n, v in (("demo_images", demo_images), ("query_image", query_image),
-                                                         ("demo_labels", demo_labels)) if v != "real"]
+        given = [f"--{n.replace('_', '-')}" for n, v in (("demo_images", demo_list), ("query_image", query_list),
+                                                         ("demo_labels", label_list)) if v != ["real"]]
         if given or vary != "product":
             raise UsageError(f"--diagnostics runs every condition; drop {', '.join(given) or '--vary'} or drop --diagnostics")
-        demo_images, query_image = ",".join(m for m in DEMO_IMAGE_MODES if m != "ood" or ood_images), ",".join(QUERY_IMAGE_MODES)
-        demo_labels, vary = ",".join(LABEL_MODES), "each"
+        demo_list = [m for m in DEMO_IMAGE_MODES if m != "ood" or ood_images]
+        query_list, label_list, vary = list(QUERY_IMAGE_MODES), list(LABEL_MODES), "each"
         if not ood_images:
             typer.echo("--diagnostics: no --ood-images folder given, so the out-of-distribution demo images are not run",
                        err=True)
     try:
         config = EvalConfig(model=model, tasks=_split(task), shots=shot_list, trials=trials, seed=seed,
                             num_samples=num_samples, query_set_size=query_set_size, demo_selection=demos,
-                            demo_images=_split(demo_images), query_image=_split(query_image),
-                            demo_labels=_split(demo_labels), ood_images=ood_images, vary=vary, batch_size=batch_size,
+                            demo_images=demo_list, query_image=query_list, demo_labels=label_list, ood_images=ood_images, vary=vary, batch_size=batch_size,
                             paths=paths, feature_cache=feature_cache, prompt_style=prompt_style,
                             retrieval_encoder=retrieval_encoder, mmices_k=mmices_k)
         for name in config.tasks:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from symdpo.eval.labels import LABEL_MODES, DemoLabels
+from symdpo.eval.labels import DemoLabels
 
 # The diagnostics matrix (docs/diagnostics.md): each value a condition of the same items and demonstrations.
 # demo images: blank (a white picture), shuffled (among the demonstrations), ood (drawn from --ood-images),
 # none (markers removed: text-only demonstrations); query image: blank, or none (marker removed)
 DemoImages = Literal["real", "blank", "shuffled", "ood", "none"]
 QueryImage = Literal["real", "blank", "none"]
-DEMO_IMAGE_MODES: tuple[str, ...] = ("real", "blank", "shuffled", "ood", "none")
-QUERY_IMAGE_MODES: tuple[str, ...] = ("real", "blank", "none")
-CONDITION_MODES = {"demo_images": DEMO_IMAGE_MODES, "query_image": QUERY_IMAGE_MODES, "demo_labels": LABEL_MODES}
+DEMO_IMAGE_MODES: tuple[str, ...] = get_args(DemoImages)
+QUERY_IMAGE_MODES: tuple[str, ...] = get_args(QueryImage)
 
 # Fields that change which items are evaluated or what is predicted for them: a run directory holds
 # predictions of one value of these only (shots, trials, tasks and conditions may grow between runs).

@@ -17,12 +17,12 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from symdpo.data.vocab import SymbolVocabulary, words_of
 
 DemoLabels = Literal["real", "random-words", "random-strings", "symbols", "none"]
-LABEL_MODES: tuple[str, ...] = ("real", "random-words", "random-strings", "symbols", "none")
+LABEL_MODES: tuple[str, ...] = get_args(DemoLabels)
 
 # Common English words of every kind, none a colour, shape, number or yes/no (the answers of the VQA sets)
 WORDS: tuple[str, ...] = tuple("""

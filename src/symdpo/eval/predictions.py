@@ -24,7 +24,7 @@ Key = tuple
 
 def row_key(row: dict[str, Any]) -> Key:
     """Return the identity of a prediction row: (task, shots, trial, demo_images, query_image, demo_labels, id)."""
-    return tuple(row[f] if f in row or f not in DEFAULTS else DEFAULTS[f] for f in KEY_FIELDS)
+    return tuple(row.get(f, DEFAULTS[f]) if f in DEFAULTS else row[f] for f in KEY_FIELDS)
 
 
 def part_path(pred_dir: str | Path, rank: int) -> Path:

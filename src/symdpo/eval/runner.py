@@ -81,16 +81,18 @@ def check_images(name: str, refs: list[ImageRef]) -> None:
 def prepare(config: EvalConfig, model: Any | None = None) -> list[TaskPlan]:
     """Return one plan per task: eval subset, query sets and (RICES) features, with every image checked."""
     plans, encoder = [], None
+    ood = folder_images(config.ood_images) if "ood" in config.demo_images else []  # one folder for every task
+    if ood:
+        check_images("--ood-images", ood)
     for name in config.tasks:
         task = task_or_error(name)
         ev = eval_records(config, task)
         train = task.load(config.paths, task.demo_split)
         trials = [make_trial(train, config.query_set_size, s) for s in config.trial_seeds()]
-        ood = folder_images(config.ood_images) if "ood" in config.demo_images else []
         check_shots(config, name, trials, ood)
         used = {i for t in trials for i in t.query_set}
         check_images(name, [ImageRef(str(ev.image_root), r.image) for r in ev.records]
-                     + [ImageRef(str(train.image_root), train.records[i].image) for i in used] + ood)
+                     + [ImageRef(str(train.image_root), train.records[i].image) for i in used])
         template = None
         if model is not None and task.kind in ("vqa", "caption"):
             template = model.prompt_format(task.kind, config.prompt_style)
