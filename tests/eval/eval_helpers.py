@@ -11,3 +11,18 @@ def error_line(result) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
     return lines[0]
+
+
+def pycocoevalcap_cider(predictions: dict, references: dict) -> tuple[float, list[float]]:
+    """Return pycocoevalcap's CIDEr-D of raw captions, end to end as its ``COCOEvalCap.evaluate`` computes it.
+
+    Its own PTBTokenizer (Java) tokenizes the references and the predictions separately, then ``Cider`` scores
+    them; nothing of symdpo takes part. Per-item scores come in the order of ``references``' keys.
+    """
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    gts = PTBTokenizer().tokenize({k: [{"caption": c} for c in caps] for k, caps in references.items()})
+    res = PTBTokenizer().tokenize({k: [{"caption": predictions[k]}] for k in references})
+    score, scores = Cider().compute_score(gts, res)
+    return float(score), [float(s) for s in scores]

@@ -1,9 +1,12 @@
-"""CIDEr-D: equal to pycocoevalcap's ``Cider().compute_score`` on the same tokens; Python tokens equal PTB's."""
+"""CIDEr-D compared with pycocoevalcap end to end: raw captions through its own PTBTokenizer (Java) and ``Cider``,
+as its ``COCOEvalCap.evaluate`` does (``eval_helpers.pycocoevalcap_cider``). Both of our tokenizer paths must give
+its score exactly; the pure-Python tokenizer must give PTB's tokens (and, without Java, tokens written out by hand
+from PTB's output)."""
 
 from __future__ import annotations
 
 import pytest
-from pycocoevalcap.cider.cider import Cider
+from eval_helpers import pycocoevalcap_cider
 
 from symdpo.eval.metrics import cider as cider_mod
 from symdpo.eval.metrics.cider import compute_cider, resolve_tokenizer, tokenize
@@ -15,8 +18,11 @@ REFS = {
     1: ["A man riding a wave on top of a surfboard.", "A surfer rides a large wave.", "Man surfing on a wave."],
     2: ["Two dogs play in the snow!", "A pair of dogs running through snow.", "Dogs playing outside in winter."],
     3: ["A cat sitting on a laptop, looking at the camera.", "A cat lies on a keyboard.", "The cat's on the computer."],
+    4: ["A red double-decker bus on a city street.", "A bus drives down the road.", "The big red bus (route 9)."],
+    5: ["Two people eat pizza at a table.", "A couple shares a pizza; it's late.", "Friends eating pizza, indoors."],
 }
-PREDS = {1: "a man surfing a big wave", 2: "two dogs running in the snow", 3: "a cat on a laptop"}
+PREDS = {1: "A man surfing a big wave.", 2: "Two dogs running in the snow!", 3: "a cat on a laptop",
+         4: "A red bus on a street", 5: "people eating pizza at a table"}
 
 # Ordinary captions on which our tokenizer must give exactly PTB's tokens.
 SIMPLE = [
@@ -36,31 +42,21 @@ SIMPLE = [
 ]
 
 
-def _reference_score(tok: str) -> tuple[float, list[float]]:
-    """Return pycocoevalcap's CIDEr computed directly on tokens made by ``tok``."""
-    gts = tokenize(REFS, tok)
-    res = tokenize({k: [v] for k, v in PREDS.items()}, tok)
-    score, scores = Cider().compute_score(gts, res)
-    return float(score), [float(s) for s in scores]
-
-
-def test_python_tokens_match_pycocoevalcap_cider() -> None:
-    result = compute_cider(PREDS, REFS, tokenizer="python")
-    score, scores = _reference_score("python")
-    assert result.tokenizer == "python"
-    assert result.score == score
-    assert [result.per_item[k] for k in REFS] == scores
-    assert result.percent == pytest.approx(100 * score)
-    assert 0 < result.score < 10
-
-
 @needs_java
-def test_ptb_tokens_match_pycocoevalcap_cider() -> None:
-    result = compute_cider(PREDS, REFS, tokenizer="ptb")
-    score, scores = _reference_score("ptb")
-    assert result.tokenizer == "ptb"
-    assert result.score == score
-    assert [result.per_item[k] for k in REFS] == scores
+@pytest.mark.parametrize("tokenizer", ["ptb", "python"])
+def test_cider_equals_pycocoevalcap_end_to_end(tokenizer) -> None:
+    result = compute_cider(PREDS, REFS, tokenizer=tokenizer)
+    score, scores = pycocoevalcap_cider(PREDS, REFS)
+    assert result.tokenizer == tokenizer
+    assert result.score == pytest.approx(score, abs=1e-12)
+    assert [result.per_item[k] for k in REFS] == pytest.approx(scores, abs=1e-12)
+    assert result.percent == pytest.approx(100 * score)
+    assert len(set(scores)) == len(scores) and min(scores) > 0  # distinct, non-trivial per-item scores
+
+
+def test_tokenize_ptb_and_python_paths_agree_with_hand_tokens() -> None:
+    # the Python path on its own (no Java needed): tokens written out from PTBTokenizer's output
+    assert tokenize({1: ["A Man (riding) a wave!"]}, "python") == {1: ["a man -lrb- riding -rrb- a wave"]}
 
 
 @needs_java

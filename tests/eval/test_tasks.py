@@ -5,8 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace as NS
 
 import pytest
+from eval_helpers import pycocoevalcap_cider
 
 from symdpo.eval.errors import EvalError
+from symdpo.eval.metrics.cider import java_available
 from symdpo.eval.prompts import render_context
 from symdpo.eval.tasks import (
     Task,
@@ -77,8 +79,12 @@ def test_metrics() -> None:
     with pytest.raises(ValueError, match="no answers"):
         get_task("vqav2").metric({"a": "yes"}, [NS(id="a", answers=())])
     caps = [NS(id=str(i), captions=(c, c + " today")) for i, c in enumerate(["a dog runs", "a red car", "two cats"])]
-    out = get_task("coco").metric({"0": "a dog runs", "1": "a red car", "2": "a cat"}, caps)
-    assert out["tokenizer"] in ("ptb", "python") and out["score"] > 0
+    preds = {"0": "a dog runs", "1": "a red car", "2": "a cat"}
+    out = get_task("coco").metric(preds, caps)
+    want = pycocoevalcap_cider(preds, {c.id: list(c.captions) for c in caps})[0] if java_available() else None
+    assert out["tokenizer"] == ("ptb" if java_available() else "python")
+    if want is not None:  # pycocoevalcap end to end (its PTB tokenizer needs Java), in OpenFlamingo's 100x scale
+        assert out["score"] == pytest.approx(100 * want)
     probes = [NS(id="p", answer="rhondda"), NS(id="q", answer="odwyer")]
     assert get_task("symbol_icl").metric({"p": "Rhondda", "q": "rhondda"}, probes)["score"] == 50.0
 

@@ -1,97 +1,118 @@
-"""Preference losses, SFT term and metrics, compared with TRL's DPOTrainer (trl 1.x).
+"""Preference losses, SFT term and metrics, compared with TRL's DPOTrainer through its public API (trl 1.x).
 
-TRL 1.x has no standalone `dpo_loss`: the loss lives inside `DPOTrainer._compute_loss`, which runs the model with
-`fused_lm_head=True` and reads per-token log-probs from `outputs.log_probs`. We call that method on a bare
-`object.__new__(DPOTrainer)` whose attributes are those it reads, with a fake model returning fixed per-token
-log-probs and precomputed reference log-probs, then compare the returned loss and the metrics it logs.
+TRL's side: a real `trl.DPOTrainer` built from a tiny Llama policy, a differently initialised reference model and
+a preference dataset, and its public `evaluate()`, which tokenizes the pairs, scores them with both models and
+returns the loss and the metrics it logs. Our side: the same pairs tokenized here, scored with
+`symdpo.models.scoring.sequence_logps` on the models' logits, then `preference_loss` / `sft_loss` / `dpo_metrics`.
+Nothing of TRL's internals is touched; trl is pinned to the tested range (1.16 up to 2) in pyproject's [test] extra.
 """
-
-from collections import defaultdict
-from types import SimpleNamespace
 
 import pytest
 import torch
 import trl  # a test dependency (pyproject [test]): missing, it fails the suite instead of skipping
+from datasets import Dataset
+from transformers import LlamaConfig, LlamaForCausalLM
 
+from symdpo.models.scoring import sequence_logps
+from symdpo.models.tokenizers import train_tiny_tokenizer
 from symdpo.train.losses import dpo_metrics, preference_loss, sft_loss
 
-
-class _FakeModel:
-    """Stands in for the policy: returns fixed per-token log-probs as TRL's fused-LM-head output."""
-
-    training = True
-
-    def __init__(self, token_logps: torch.Tensor):
-        self.token_logps = token_logps
-
-    def __call__(self, **kwargs):
-        n = self.token_logps
-        return SimpleNamespace(log_probs=n, entropy=torch.zeros_like(n), mean_logits=torch.zeros_like(n),
-                               is_top1=torch.zeros_like(n, dtype=torch.bool))
+PAIRS = {  # prompt, chosen, rejected: answers of different lengths, so length-normalised losses are tested
+    "prompt": ["Question: what color is the shape? Short answer:"] * 3
+    + ["Question: how many people are there? Short answer:"] * 3,
+    "chosen": [" red", " green yellow", " circle", " two", " three of the people", " no"],
+    "rejected": [" blue", " teal", " a photo of a cat", " four", " one", " yes there is"],
+}
+GROUPS = ["text", "wrong_symbol", "text", "text", "wrong_symbol", "text"]
 
 
-def _trl(loss_type, token_logps, completion_mask, ref_chosen, ref_rejected, beta, label_smoothing=0.0):
-    """Return (loss, logged metrics) from TRL's DPOTrainer._compute_loss for [chosen; rejected] rows."""
-    trainer = object.__new__(trl.DPOTrainer)
-    identity = lambda t: t  # noqa: E731  (one process: gathering is the identity)
-    trainer.__dict__.update(
-        model=_FakeModel(token_logps), ref_model=None, beta=beta, label_smoothing=label_smoothing,
-        loss_types=[loss_type], loss_weights=[1.0], f_divergence_type="reverse_kl", ld_alpha=None,
-        precompute_ref_logps=True, use_weighting=False, aux_loss_enabled=False, _tp_size=1,
-        _total_train_tokens=0, _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
-        accelerator=SimpleNamespace(device="cpu", gather=identity, gather_for_metrics=identity),
-    )
-    inputs = {"input_ids": torch.zeros_like(completion_mask), "attention_mask": torch.ones_like(completion_mask),
-              "completion_mask": completion_mask, "ref_chosen_logps": ref_chosen, "ref_rejected_logps": ref_rejected}
-    loss = trainer._compute_loss(trainer.model, inputs, return_outputs=False)
-    return loss, {k: v[-1] for k, v in trainer._metrics["train"].items()}
+@pytest.fixture(scope="module")
+def tok():
+    t = train_tiny_tokenizer()
+    t.pad_token = t.eos_token
+    return t
 
 
-def _batch(n_pairs=6, length=7, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    # completion_mask over the full sequence: prompt first (column 0 always prompt), then 1..length-1 answer tokens
-    lengths = torch.randint(1, length, (2 * n_pairs,), generator=g)
-    completion_mask = (torch.arange(length) >= length - lengths[:, None]).long()
-    # per-token log-probs at the shifted positions, 0 where the label is masked (-100), as TRL's fused LM head gives
-    token_logps = -torch.rand(2 * n_pairs, length - 1, generator=g, dtype=torch.float64) * 3 * completion_mask[:, 1:]
-    summed = token_logps.sum(1)
-    ref = summed + torch.randn(2 * n_pairs, generator=g, dtype=torch.float64)
-    return token_logps, completion_mask, summed, ref, lengths
+def _lm(tok, seed: int) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                      initializer_range=0.3, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture
+def models(tok):  # fresh for every test: accelerate's prepare wraps a model's forward
+    return _lm(tok, 0), _lm(tok, 1)  # policy, reference: different weights, so the rewards are not zero
+
+
+def _trl_eval(tok, models, loss_type: str, beta: float, label_smoothing: float, tmp_path) -> dict:
+    """Return the metrics of TRL's public DPOTrainer.evaluate() on PAIRS (one batch of all pairs)."""
+    policy, ref = models
+    args = trl.DPOConfig(output_dir=str(tmp_path), loss_type=[loss_type], beta=beta, label_smoothing=label_smoothing,
+                         per_device_eval_batch_size=len(PAIRS["prompt"]), report_to="none", use_cpu=True,
+                         bf16=False, fp16=False)  # fp32 both sides (TRL's default autocasts to bf16)
+    ds = Dataset.from_dict(PAIRS)
+    trainer = trl.DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=ds, eval_dataset=ds,
+                             processing_class=tok)
+    return trainer.evaluate()
+
+
+def _ours(tok, model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return (chosen logps, rejected logps, chosen token counts, rejected token counts) by symdpo's scoring.
+
+    Each completion ends with the EOS token, as TRL's documented preprocessing appends it.
+    """
+    out = []
+    for key in ("chosen", "rejected"):
+        logps, counts = [], []
+        for prompt, answer in zip(PAIRS["prompt"], PAIRS[key], strict=True):
+            p = tok(prompt, add_special_tokens=False)["input_ids"]
+            a = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            ids = torch.tensor([p + a])
+            mask = torch.tensor([[False] * len(p) + [True] * len(a)])
+            with torch.no_grad():
+                s, c = sequence_logps(model(input_ids=ids).logits, ids, mask)
+            logps.append(s)
+            counts.append(c)
+        out += [torch.cat(logps), torch.cat(counts)]
+    return out[0], out[2], out[1], out[3]
+
+
+@pytest.fixture
+def scored(tok, models):
+    policy, ref = models
+    return _ours(tok, policy), _ours(tok, ref)
 
 
 @pytest.mark.parametrize("loss_type, label_smoothing", [("sigmoid", 0.0), ("hinge", 0.0), ("ipo", 0.0),
                                                         ("robust", 0.1), ("robust", 0.3)])
 @pytest.mark.parametrize("beta", [0.1, 0.5])
-def test_losses_equal_trl(loss_type, label_smoothing, beta):
-    token_logps, completion_mask, summed, ref, lengths = _batch()
-    n = len(summed) // 2
-    want, _ = _trl(loss_type, token_logps, completion_mask, ref[:n], ref[n:], beta, label_smoothing)
-    # IPO takes per-token mean log-probs (TRL divides the log-ratios by completion length; so does the DPO repo)
-    scale = lengths.double() if loss_type == "ipo" else torch.ones_like(summed)
-    pol, rf = summed / scale, ref / scale
-    losses, _, _ = preference_loss(pol[:n], pol[n:], rf[:n], rf[n:], beta=beta, loss_type=loss_type,
-                                   label_smoothing=label_smoothing)
-    assert abs(losses.mean().item() - want.item()) < 1e-6
+def test_losses_equal_trl(tok, models, scored, loss_type, label_smoothing, beta, tmp_path):
+    want = _trl_eval(tok, models, loss_type, beta, label_smoothing, tmp_path)["eval_loss"]
+    (pc, pr, nc, nr), (rc, rr, _, _) = scored
+    if loss_type == "ipo":  # per-token mean log-ratios (TRL divides by completion length; so does the DPO repo)
+        pc, pr, rc, rr = pc / nc, pr / nr, rc / nc, rr / nr
+    losses, _, _ = preference_loss(pc, pr, rc, rr, beta=beta, loss_type=loss_type, label_smoothing=label_smoothing)
+    assert losses.mean().item() == pytest.approx(want, abs=1e-5)
 
 
-def test_sft_loss_equals_trl_sft():
-    token_logps, completion_mask, summed, ref, lengths = _batch(seed=1)
-    n = len(summed) // 2
-    want, _ = _trl("sft", token_logps, completion_mask, ref[:n], ref[n:], beta=0.1)
-    assert abs(sft_loss(summed[:n], lengths[:n]).item() - want.item()) < 1e-6
+def test_sft_loss_equals_trl_sft(tok, models, scored, tmp_path):
+    want = _trl_eval(tok, models, "sft", 0.1, 0.0, tmp_path)["eval_loss"]
+    (pc, _, nc, _), _ = scored
+    assert sft_loss(pc, nc).item() == pytest.approx(want, abs=1e-5)
 
 
-def test_metrics_equal_trl_and_group_breakdown():
-    token_logps, completion_mask, summed, ref, _ = _batch(seed=2)
-    n = len(summed) // 2
-    _, logged = _trl("sigmoid", token_logps, completion_mask, ref[:n], ref[n:], beta=0.1)
-    _, chosen_r, rejected_r = preference_loss(summed[:n], summed[n:], ref[:n], ref[n:], beta=0.1)
-    groups = ["text", "wrong_symbol", "text", "text", "wrong_symbol", "text"]
-    ours = dpo_metrics(chosen_r, rejected_r, summed[:n], summed[n:], groups=groups)
+def test_metrics_equal_trl_and_group_breakdown(tok, models, scored, tmp_path):
+    logged = _trl_eval(tok, models, "sigmoid", 0.1, 0.0, tmp_path)
+    (pc, pr, _, _), (rc, rr, _, _) = scored
+    _, chosen_r, rejected_r = preference_loss(pc, pr, rc, rr, beta=0.1)
+    ours = dpo_metrics(chosen_r, rejected_r, pc, pr, groups=GROUPS)
     for key in ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
                 "logps/rejected"):
-        assert abs(ours[key] - logged[key]) < 1e-6, key
-    text = torch.tensor([g == "text" for g in groups])
+        assert ours[key] == pytest.approx(logged[f"eval_{key}"], abs=1e-4), key
+    assert 0 < ours["rewards/accuracies"] < 1  # a mix of right and wrong pairs: accuracies are really compared
+    text = torch.tensor([g == "text" for g in GROUPS])
     assert ours["rewards/accuracies/text"] == (chosen_r > rejected_r)[text].float().mean().item()
     assert ours["rewards/margins/wrong_symbol"] == pytest.approx((chosen_r - rejected_r)[~text].mean().item())
 
