@@ -102,8 +102,10 @@ def test_vocabulary():
     words = builtin_symbols()
     assert len(words) == len(set(words)) == 2048 and words == builtin_symbols()
     vocab = SymbolVocabulary.for_source(["yes", "fire hydrant"], ["is it blorp?"], user=["blorp", "hydrant", "Yes",
-                                                                                          "zorbix"])
+                                                                                          "zorbix", "hyd", "ydra"])
     assert {"blorp", "hydrant", "Yes"} <= set(vocab.excluded) and "zorbix" in vocab.symbols
+    # the beginning of an answer word is excluded (a symbol "hyd" would teach cutting "hydrant" short); inside is not
+    assert "hyd" in vocab.excluded and "ydra" in vocab.symbols
     assert vocab.describe()["size"] == len(vocab.symbols)
 
 

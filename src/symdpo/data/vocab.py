@@ -3,7 +3,9 @@
 The built-in list is generated (not sampled) so it is identical on every machine and Python version:
 two consonant-vowel syllables, like the paper's neutral examples ("rhondda", "odwyer"). A user list can
 add to it or replace it. Every symbol that equals an answer string, an answer word or a question word of
-the source is removed, so a symbol can never be read as a real answer.
+the source is removed, so a symbol can never be read as a real answer; so is every symbol that spells the
+beginning of an answer word ("bro" of "brown"): trained to answer it and stop, a model learns to stop after
+the first piece of that answer (the tiny demo model answered "bro" for "brown" until this rule).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def words_of(texts: Iterable[str]) -> set[str]:
 class SymbolVocabulary:
     """Candidate symbols minus everything that collides with the source's answers and question words."""
 
-    def __init__(self, candidates: list[str], forbidden: set[str]) -> None:
+    def __init__(self, candidates: list[str], forbidden: set[str], prefixes: set[str] = frozenset()) -> None:
         seen: set[str] = set()
         self.symbols: list[str] = []
         self.excluded: list[str] = []
@@ -78,7 +80,8 @@ class SymbolVocabulary:
             if low in seen:
                 continue
             seen.add(low)
-            (self.excluded if low in forbidden or words_of([s]) & forbidden else self.symbols).append(s)
+            bad = low in forbidden or low in prefixes or words_of([s]) & forbidden
+            (self.excluded if bad else self.symbols).append(s)
 
     @classmethod
     def for_source(cls, answers: Iterable[str], questions: Iterable[str], *, user: list[str] | None = None,
@@ -86,7 +89,8 @@ class SymbolVocabulary:
         """Return the vocabulary for a source with these answer strings and question strings."""
         answers = list(answers)
         forbidden = {a.lower() for a in answers} | words_of(answers) | words_of(questions)
-        return cls((builtin_symbols() if builtin else []) + (user or []), forbidden)
+        prefixes = {w[:i] for w in words_of(answers) for i in range(1, len(w))}
+        return cls((builtin_symbols() if builtin else []) + (user or []), forbidden, prefixes)
 
     def describe(self) -> dict:
         """Return the manifest entry: sizes, exclusions, a digest and the full list."""
