@@ -10,12 +10,18 @@ import json
 
 import pytest
 
-from symdpo.demo import STARTING_MODEL, run_demo
+from symdpo.demo import STARTING_MODEL, THREADS, run_demo
 
 
 def test_quick_demo_writes_its_report(tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
     results = run_demo(tmp_path / "demo", quick=True)
     saved = json.loads((tmp_path / "demo" / "results.json").read_text())
+    # the fixed thread count is recorded, and the caller's torch settings are back afterwards
+    assert saved["threads"] == THREADS and saved["torch"] == torch.__version__
+    assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
     assert saved["before"] == results["before"] and saved["after"] == results["after"]
     assert set(results["reliance"]) == {"symbol_icl", "easyvqa-open/4-shot", "easyvqa-open/8-shot"}
     for base, drop in saved["reliance"].items():  # each drop is the real score minus the blank one, as saved
