@@ -8,7 +8,7 @@ learn ordinary easy-VQA in-context answering of the colour questions (reproducib
 ``configs/tiny-pretrain-lm.yaml`` and ``configs/tiny-pretrain.yaml``). Nothing in its training rewards matching
 the query image to a demonstration image. SymDPO then trains the perceiver and cross-attention (the LM frozen,
 as in the paper's OpenFlamingo runs) on symbol contexts whose symbols are one token each for the tiny tokenizer
-(``symdpo/assets/tiny-symbols.txt``). Both models are evaluated on the same held-out contexts: easy-VQA accuracy
+(``symdpo/assets/tiny-symbols.txt``), mixed half and half with ordinary contexts (``PAIRS``). Both models are evaluated on the same held-out contexts: easy-VQA accuracy
 at 4 and 8 shots on the open (colour, shape) questions (the OpenFlamingo protocol), symbol-ICL accuracy on
 test-split symbol contexts, and each score again with blank demonstration images — the drop measures how much
 the model uses them. Whatever is measured is printed.
