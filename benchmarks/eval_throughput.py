@@ -18,17 +18,21 @@ left-pads shorter contexts, which can move a random tiny model's beam search by 
 of identical outputs is printed, not asserted (48/48 in every run so far, both families). The last line
 printed is the headline.
 
-Reading it: with 48 items x 4 random demonstrations from a 2048-image query set few images recur (225 of 240
-slots encoded), so here the harness's gain is almost all batching; the cache pays off on full-size runs and
-across shots and trials. HF families (qwen2-vl) have no feature cache (their processor resizes and tiles each
-image), so only decoding is batched. With more torch threads than idle cores (a busy 2-core machine), each
-small op waits for a descheduled thread and times swing 3-10x between runs: ``--threads 1`` is steadier there;
-the header prints the load average.
+Reading it: with 48 items x 4 random demonstrations from a 2048-image query set few images recur, so the
+caches pay off mostly across trials (the query image comes back in every trial); ``--query-set 20`` gives the
+reuse of a full-size run (5000 items x 4 shots from 2048 images: each image about 10 times). Flamingo takes
+cached vision features; Qwen2-VL and Qwen3-VL cache their processor's pixels and their vision tower's outputs
+per image (models/hf/image_cache.py: beam search's copies of each image are encoded once too); the other HF
+families get decoded images only. The tiny models' vision towers are nearly free, so on a CPU the ratio here
+is mostly batching. With more torch threads than idle cores (a busy 2-core machine), each small op waits for
+a descheduled thread and times swing 3-10x between runs: ``--threads 1`` is steadier there; the header
+prints the load average.
 
     .venv/bin/python benchmarks/eval_throughput.py                      # tiny Flamingo (10-30 s at --threads 1 here)
     .venv/bin/python benchmarks/eval_throughput.py --family qwen2-vl    # tiny-qwen2-vl
     .venv/bin/python benchmarks/eval_throughput.py --model NAME         # any preset or saved model folder
-    options: [--items 48] [--shots 4] [--batch-size 8] [--threads 2] [--repeats 3] [--profile]
+    options: [--items 48] [--shots 4] [--trials 1] [--query-set 2048] [--batch-size 8] [--threads 2]
+             [--repeats 3] [--profile]
 """
 
 from __future__ import annotations
@@ -105,6 +109,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=48)
     parser.add_argument("--shots", type=int, default=4)
     parser.add_argument("--batch-size", type=int, help="harness batch size (default: EvalConfig's)")
+    parser.add_argument("--trials", type=int, default=1)
+    parser.add_argument("--query-set", type=int, default=2048, help="demonstration pool size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="also run each variant once under cProfile")
@@ -125,7 +131,8 @@ def main() -> None:
     model = load_model(name)
     model.train(False)
     extra = {"batch_size": args.batch_size} if args.batch_size else {}
-    config = EvalConfig(model=name, tasks=["easyvqa"], shots=[args.shots], trials=1, num_samples=args.items, **extra)
+    config = EvalConfig(model=name, tasks=["easyvqa"], shots=[args.shots], trials=args.trials, num_samples=args.items,
+                        query_set_size=args.query_set, **extra)
 
     warm = config.model_copy(update={"num_samples": 2})  # first-call allocations and lazy imports, both paths
     warm_plans = prepare(warm, model)
@@ -135,7 +142,7 @@ def main() -> None:
     start = time.perf_counter()
     plans = prepare(config, model)  # shared by both variants: data reading and image header checks
     prepare_s = time.perf_counter() - start
-    n = sum(len(p.eval.records) for p in plans)
+    n = sum(len(p.eval.records) * len(conditions(config, p.task.name)) for p in plans)  # predictions
 
     harness_s, loop_s = [], []
     for _ in range(args.repeats):  # interleaved, so load from other processes hits both alike
@@ -154,13 +161,12 @@ def main() -> None:
     slots = sum(sum(not isinstance(x, str) for x in p.context(c, r)[0])
                 for p in plans for c in conditions(config, p.task.name) for r in p.eval.records)
     h_rate, l_rate = n / min(harness_s), n / min(loop_s)
-    if getattr(model, "takes_image_features", False):
-        cached = "feature cache"
-        cache = f"{stats.images_encoded} images decoded and encoded for {slots} image slots"
-    else:  # the provider keeps decoded images; the model's processor and vision tower see every slot
-        cached = "decoded-image cache"
-        cache = f"no feature cache for this family: all {slots} image slots through the processor and vision tower"
-    print(f"model {name} ({model.family}), easyvqa, {n} items, {args.shots}-shot, 1 trial, harness batch "
+    cached = "feature cache" if getattr(model, "takes_image_features", False) else "image cache"
+    cache = f"{stats.images_encoded} images encoded for {slots} image slots ({stats.feature_hits} cache hits)"
+    if not stats.images_encoded:  # a family without a cache: the processor and tower see every slot
+        cached, cache = "decoded-image cache", f"no image cache for this family: all {slots} slots encoded"
+    print(f"model {name} ({model.family}), easyvqa, {n} predictions, {args.shots}-shot, {args.trials} trial(s), "
+          f"query set {args.query_set}, harness batch "
           f"{config.batch_size}, {torch.get_num_threads()} torch thread(s), best of {args.repeats}, "
           f"load average {load:.1f} on {os.cpu_count()} cores at start")
     print(f"shared prepare (data, image checks; in neither time): {prepare_s:.2f} s")
@@ -170,7 +176,7 @@ def main() -> None:
         print(f"{title:<40} {n:>5} {min(secs):8.2f} {n / min(secs):8.2f}  {', '.join(f'{s:.2f}' for s in secs)}")
     print(f"harness: {cache}")
     print(f"identical raw generations: {same}/{n}")
-    print(f"harness vs per-item loop items/s ratio: {h_rate / l_rate:.2f}x ({label}, {n} items, {args.shots} shots)")
+    print(f"harness vs per-item loop items/s ratio: {h_rate / l_rate:.2f}x ({label}, {n} predictions, {args.shots} shots)")
 
 
 if __name__ == "__main__":

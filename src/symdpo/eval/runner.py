@@ -211,7 +211,8 @@ def run_eval(config: EvalConfig, model: Any, out: str | Path, *, model_info: dic
     stats, start = RunStats(), time.perf_counter()
     todo_batches = [b for i, b in enumerate(batches(config, plans)) if i % world == rank]
     bar = _progress(len(todo_batches), progress, rank)
-    with PredictionWriter(part_path(pred_dir, rank)) as writer:
+    # the model's own per-image cache (HF families) lasts the run; Flamingo is fed cached features instead
+    with PredictionWriter(part_path(pred_dir, rank)) as writer, model.image_cache() as cache:
         for batch in todo_batches:
             rows = [{**batch.cond.row(), "id": r.id} for r in batch.records]
             todo = [row_key(r) not in finished for r in rows]
@@ -232,7 +233,8 @@ def run_eval(config: EvalConfig, model: Any, out: str | Path, *, model_info: dic
                 break
     bar.close()
     stats.seconds = time.perf_counter() - start
-    stats.images_encoded, stats.feature_hits = provider.encoded, provider.hits
+    stats.images_encoded = provider.encoded + (cache.encoded if cache is not None else 0)
+    stats.feature_hits = provider.hits + (cache.hits if cache is not None else 0)
     return stats
 
 

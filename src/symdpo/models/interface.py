@@ -15,6 +15,7 @@ groups), as torchtune's models say which of their parameters train.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, Union, runtime_checkable
@@ -133,6 +134,14 @@ class InterleavedModel(Protocol):
         """Return (N, v, D) vision features of images (for the feature cache and retrieval)."""
         ...
 
+    def image_cache(self) -> AbstractContextManager:
+        """Return a context (no gradients) in which the model processes and encodes each distinct image once.
+
+        Entering it gives an object with ``encoded`` and ``hits`` counts, or None where the model keeps no
+        cache of its own (Flamingo: the harness caches its ``image_features`` instead).
+        """
+        ...
+
     # ---- prompts ---------------------------------------------------------------------------------------
     def prompt_format(self, kind: str, style: str | None = None) -> PromptFormat:
         """Return the family's demonstration and query format for task ``kind`` in ``style`` (default: its own)."""
@@ -174,6 +183,10 @@ class SharedMethods:
     @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
+
+    def image_cache(self) -> AbstractContextManager:
+        """Return a context that caches nothing (families fed cached ``image_features`` by the harness)."""
+        return nullcontext()
 
     def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:
         """Return (B,) summed log-probabilities of each answer given its context (answer tokens only)."""

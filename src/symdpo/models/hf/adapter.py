@@ -164,10 +164,34 @@ class HFInterleavedLMM(SharedMethods):
         config = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams, length_penalty=length_penalty,
                                   do_sample=False, eos_token_id=self.stop_token_ids(), pad_token_id=tok.pad_token_id,
                                   bos_token_id=tok.bos_token_id)
+        if num_beams > 1 and self.spec.prefill_once:
+            inputs = self._prefilled(inputs, num_beams)
         out = self.hf.generate(**inputs, generation_config=config)
         new = out[:, batch.input_ids.shape[1]:]
         texts = tok.batch_decode(new, skip_special_tokens=False)
         return [self._strip(t) for t in texts]
+
+    def _prefilled(self, inputs: dict, num_beams: int) -> dict:
+        """Return generate's inputs continuing from one prefill per context, its KV cache repeated per beam.
+
+        HF's beam search copies each context (and its images) once per beam before the prefill: the vision
+        tower and the whole context run ``num_beams`` times. Here the context minus its last token runs once,
+        the cache is repeated for the beams, and ``generate`` goes on from the last token with the same
+        positions (Qwen-VL: the model's M-RoPE deltas, kept from the prefill) and the same tokens
+        (tests/models/hf/test_hf_generate.py compares with HF's own beam search).
+        """
+        import inspect
+
+        from transformers import DynamicCache
+
+        per_token = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
+        name = "cache" if "cache" in inspect.signature(self.hf.forward).parameters else "past_key_values"
+        cache = DynamicCache(config=self.hf.config)
+        head = {k: v[:, :-1] if k in per_token else v for k, v in inputs.items()}
+        self.hf(**head, **{name: cache}, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(num_beams)
+        images = ("pixel_values", "pixel_attention_mask", "image_grid_thw")
+        return {**{k: v for k, v in inputs.items() if k not in images}, name: cache}
 
     def _strip(self, text: str) -> str:
         text = text.split(self.end_of_chunk, 1)[0].split(AGNOSTIC_END, 1)[0]
@@ -180,6 +204,14 @@ class HFInterleavedLMM(SharedMethods):
     def answer_token_counts(self, answers: list[str]) -> list[int]:
         """Return how many tokens each answer scores (tokenized alone, as scoring does)."""
         return [len(self.encoder.answer_ids(a)) for a in answers]
+
+    def image_cache(self):
+        """Return a context (no gradients) in which each distinct image is processed and encoded once."""
+        import contextlib
+
+        from symdpo.models.hf.image_cache import ImageCache
+
+        return ImageCache(self.hf, self.processor) if self.spec.image_cache else contextlib.nullcontext()
 
     def image_features(self, images: list) -> torch.Tensor:
         """Return (N, v, D) vision-tower features of images (the last hidden state, for retrieval and caches)."""

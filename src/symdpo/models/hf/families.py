@@ -47,6 +47,8 @@ class Family:
     tree_attention: Callable | None = None  # (hf, visible, positions, ids, dtype) -> the row's attention mask(s)
     gates: tuple[str, ...] = ()  # names of the cross-attention gate parameters (under ``xattn``)
     new_tokens: tuple[str, ...] = ()  # modules holding the embeddings of tokens the family added (trained)
+    image_cache: bool = False  # processor and vision outputs stack images by rows: evaluation caches them (image_cache.py)
+    prefill_once: bool = False  # beam search may continue from one prefill per context (tested equal to HF's own)
 
 
 def get_path(module: torch.nn.Module, path: str) -> torch.nn.Module:
@@ -201,23 +203,23 @@ FAMILIES: dict[str, Family] = {
         Family("idefics3", ("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"), "Idefics3Processor",
                "Idefics3ImageProcessorPil", "<image>", "<image>", ("<end_of_utterance>",), "lora",
                ("q_proj", "k_proj", "v_proj", "o_proj"), "model.vision_model", ("model.connector",), (),
-               "model.text_model", _encode_with("<image>", nested=True), collate_idefics3),
+               "model.text_model", _encode_with("<image>", nested=True), collate_idefics3, prefill_once=True),
         Family("qwen2_vl", ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration"),
                "Qwen2VLProcessor", "Qwen2VLImageProcessorPil", "<|image_pad|>",
                "<|vision_start|><|image_pad|><|vision_end|>", ("<|im_end|>",), "lora",
                ("q_proj", "k_proj", "v_proj", "o_proj"), "model.visual", ("model.visual.merger",), (),
                "model.language_model", _encode_with("<|vision_start|><|image_pad|><|vision_end|>", nested=False),
-               collate_qwen2_vl, positions=mrope_positions),
+               collate_qwen2_vl, positions=mrope_positions, image_cache=True, prefill_once=True),
         Family("idefics2", ("Idefics2ForConditionalGeneration",), "Idefics2Processor", "Idefics2ImageProcessorPil",
                "<image>", "<image>", ("<end_of_utterance>",), "lora", ("q_proj", "k_proj", "v_proj", "o_proj"),
                "model.vision_model", ("model.connector",), (), "model.text_model",
-               _encode_with("<image>", nested=True), collate_idefics3),
+               _encode_with("<image>", nested=True), collate_idefics3, prefill_once=True),
         Family("qwen3_vl", ("Qwen3VLForConditionalGeneration",), "Qwen3VLProcessor", "Qwen2VLImageProcessorPil",
                "<|image_pad|>", "<|vision_start|><|image_pad|><|vision_end|>", ("<|im_end|>",), "lora",
                ("q_proj", "k_proj", "v_proj", "o_proj"), "model.visual",
                ("model.visual.merger", "model.visual.deepstack_merger_list"), (), "model.language_model",
                _encode_with("<|vision_start|><|image_pad|><|vision_end|>", nested=False), collate_qwen2_vl,
-               positions=mrope_positions),
+               positions=mrope_positions, image_cache=True, prefill_once=True),
         Family("gemma3", ("Gemma3ForConditionalGeneration",), "Gemma3Processor", "Gemma3ImageProcessorPil",
                "<image_soft_token>", "<start_of_image>", ("<end_of_turn>",), "lora", ("q_proj", "k_proj", "v_proj", "o_proj"),
                "model.vision_tower", ("model.multi_modal_projector",), (), "model.language_model",
