@@ -73,3 +73,8 @@ def test_seeds_summary_and_two_runs_agree(tmp_path):
         assert cell["per_seed"] == values
         assert cell["mean"] == pytest.approx(np.mean(values)) and cell["std"] == pytest.approx(np.std(values))
     assert json.loads((tmp_path / "many" / "summary.json").read_text())["seeds"] == [0, 1]
+    table = (tmp_path / "many" / "summary.md").read_text().splitlines()  # the README's table format
+    assert table[0] == "| metric | starting model | SymDPO mean ± std | seed 0 | seed 1 |"
+    first = summary["after"]["symbol_icl/real"]
+    assert table[2] == (f"| symbol_icl/real | {summary['before']['symbol_icl/real']:.1f} | {first['mean']:.1f} ± "
+                        f"{first['std']:.1f} | {first['per_seed'][0]:.1f} | {first['per_seed'][1]:.1f} |")

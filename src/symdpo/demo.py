@@ -174,8 +174,8 @@ def _run_demo(out: Path, quick: bool, seed: int, console: Console) -> dict:
 def run_demos(out: str | Path, seeds: list[int], *, quick: bool = False, console: Console | None = None) -> dict:
     """Run the demo once per seed (into ``out/seed-N``) and return every score's mean and std over the seeds.
 
-    Also written to ``out/summary.json`` and printed as a table. The starting model's scores are the same
-    for every seed (its held-out contexts and easy-VQA items are fixed), so they are shown once.
+    Also written to ``out/summary.json`` and ``out/summary.md`` and printed as a table. The starting model's
+    scores are the same for every seed (its held-out contexts and easy-VQA items are fixed): shown once.
     """
     import numpy as np
 
@@ -195,22 +195,37 @@ def run_demos(out: str | Path, seeds: list[int], *, quick: bool = False, console
                      for k, d in first["reliance"].items()},
     }
     write_text(Path(out) / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text(Path(out) / "summary.md", summary_markdown(summary))
     console.print(summary_table(summary))
     return summary
 
 
-def summary_table(summary: dict) -> Table:
-    """Return the starting model vs the SymDPO models' mean ± std over the seeds, with each seed's score."""
+def summary_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Return (header, rows) of the starting model vs the SymDPO models' mean ± std, with each seed's score."""
     seeds = summary["seeds"]
-    t = Table(title=f"SymDPO on easy-VQA (tiny Flamingo), seeds {', '.join(map(str, seeds))}")
-    for col in ("metric", "starting model", "SymDPO mean ± std", *(f"seed {s}" for s in seeds)):
-        t.add_column(col, justify="left" if col == "metric" else "right")
+    header = ["metric", "starting model", "SymDPO mean ± std", *(f"seed {s}" for s in seeds)]
     rows = [(k, summary["before"][k], v) for k, v in summary["after"].items()]
     rows += [(f"{k}: drop with blank demo images", d["before"], d["after"]) for k, d in summary["reliance"].items()]
-    for name, before, after in rows:
-        t.add_row(name, f"{before:.1f}", f"{after['mean']:.1f} ± {after['std']:.1f}",
-                  *(f"{v:.1f}" for v in after["per_seed"]))
+    return header, [[name, f"{before:.1f}", f"{after['mean']:.1f} ± {after['std']:.1f}",
+                     *(f"{v:.1f}" for v in after["per_seed"])] for name, before, after in rows]
+
+
+def summary_table(summary: dict) -> Table:
+    """Return the summary as a console table."""
+    header, rows = summary_rows(summary)
+    t = Table(title=f"SymDPO on easy-VQA (tiny Flamingo), seeds {', '.join(map(str, summary['seeds']))}")
+    for col in header:
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    for row in rows:
+        t.add_row(*row)
     return t
+
+
+def summary_markdown(summary: dict) -> str:
+    """Return the summary as a Markdown table (``summary.md``, what the README shows)."""
+    header, rows = summary_rows(summary)
+    lines = [header, ["---"] * len(header), *rows]
+    return "".join(f"| {' | '.join(line)} |\n" for line in lines)
 
 
 def check_settings(out: Path, size: DemoSize, seed: int) -> None:
