@@ -101,6 +101,7 @@ class InterleavedModel(Protocol):
     takes_image_features: bool  # contexts may carry `image_features` output in place of images (feature cache)
     module: torch.nn.Module  # every parameter of the model (what a launcher wraps, shards and checkpoints)
     source: str | None  # preset name or folder it was loaded from (the base of a fine-tune save)
+    shard_units: tuple[str, ...]  # module class names a sharding wrapper (FSDP) makes its units
 
     @property
     def device(self) -> torch.device:

@@ -7,7 +7,10 @@ renamed away before they are deleted, for the same reason.
 
 Contents: the trainable weights (safetensors), optimiser and scheduler state, each process's RNG states,
 and ``state.json`` (optimiser step = data position, since the batch order is a function of the step).
-Sharded engines (FSDP, DeepSpeed) store weights and optimiser through ``accelerator.save_state`` instead.
+Sharded runs store them differently: FSDP2 writes the trainable weights and the optimiser as a
+torch.distributed.checkpoint (``dcp/``, one file per process), which loads on any number of processes, sharded
+or not (a 2-process FSDP checkpoint resumes on 1 process); DeepSpeed writes its engine state through
+``accelerator.save_state`` (``engine/``).
 """
 
 from __future__ import annotations
@@ -92,8 +95,10 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, *, model, op
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
     accelerator.wait_for_everyone()
-    if sharded:
-        accelerator.save_state(str(tmp / "engine"))  # collective: every process writes its shard
+    if sharded and _is_fsdp(model):
+        _save_dcp(tmp / DCP_DIR, model, optimizer, trainable)  # collective: every process writes its shards
+    elif sharded:
+        accelerator.save_state(str(tmp / "engine"))  # DeepSpeed; collective too
     elif accelerator.is_main_process:
         save_file({k: v.contiguous().cpu() for k, v in trainable.items()}, tmp / "trainable.safetensors")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
@@ -116,9 +121,42 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, *, model, op
     return final
 
 
+DCP_DIR = "dcp"
+
+
+def _is_fsdp(model: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return any(isinstance(m, FSDPModule) for m in model.modules())
+
+
+def _save_dcp(path: Path, model: torch.nn.Module, optimizer, trainable: dict[str, torch.Tensor]) -> None:
+    """Write the trainable weights and the optimiser of a sharded model as a distributed checkpoint."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    weights, optim = get_state_dict(model, optimizer)
+    dcp.save({"model": {k: v for k, v in weights.items() if k in trainable}, "optim": optim}, checkpoint_id=str(path))
+
+
+def _load_dcp(path: Path, model: torch.nn.Module, optimizer) -> None:
+    """Load a distributed checkpoint into ``model`` and ``optimizer``, whatever their sharding now."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+
+    weights, optim = get_state_dict(model, optimizer)  # the optimiser's state made if it has none yet
+    trainable = {k for k, p in model.named_parameters() if p.requires_grad}
+    state = {"model": {k: v for k, v in weights.items() if k in trainable}, "optim": optim}
+    dcp.load(state, checkpoint_id=str(path))
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"],
+                   options=StateDictOptions(strict=False))
+
+
 def load_checkpoint(accelerator, path: Path, *, model, optimizer, scheduler, sharded: bool) -> dict:
     """Restore weights, optimiser, scheduler and this process's RNG from ``path``; return its state.json."""
-    if sharded:
+    if (path / DCP_DIR).is_dir():
+        _load_dcp(path / DCP_DIR, model, optimizer)  # written by FSDP on any number of processes
+    elif sharded:
         accelerator.load_state(str(path / "engine"))
     else:
         weights = load_file(path / "trainable.safetensors")

@@ -27,6 +27,7 @@ from symdpo.atomic import write_text
 from symdpo.config import ConfigError
 from symdpo.models.prompts import AGNOSTIC_END, KINDS
 from symdpo.train import checkpointing as ckpt
+from symdpo.train import sharding
 from symdpo.train.config import TrainConfig
 from symdpo.train.data import RecordDataset, manifest_image_root, micro_batches, step_indices, steps_per_epoch
 from symdpo.train.params import adamw, trainable_named
@@ -93,14 +94,21 @@ def make_accelerator(cfg: TrainConfig):
     state = PartialState(cpu=cpu)
     accum = cfg.accumulation_steps(state.num_processes)
     # DeepSpeed steps its optimiser inside backward and must know the accumulation; the others are stepped here
-    ds = state.distributed_type == DistributedType.DEEPSPEED
-    return Accelerator(cpu=cpu, mixed_precision=cfg.precision, gradient_accumulation_steps=accum if ds else 1)
+    ds = state.distributed_type == DistributedType.DEEPSPEED or (cpu and sharding.launched_with("DEEPSPEED"))
+    # cpu=False lets accelerate's state take a DeepSpeed launch on CPU processes too (the process group is
+    # gloo's already); told cpu=True it would run the config as plain data parallelism
+    accelerator = Accelerator(cpu=cpu and not ds, mixed_precision=cfg.precision,
+                              gradient_accumulation_steps=accum if ds else 1)
+    if cpu and state.distributed_type == DistributedType.MULTI_CPU and sharding.launched_with("FSDP"):
+        sharding.enable_fsdp_on_cpu(accelerator)  # accelerate alone would run an FSDP config unsharded on CPU
+    return accelerator
+
 
 
 CONFIG_FILE = "train_config.json"  # the resolved config of the run, beside its checkpoints
 # sections that may change between a run and its --resume: they change neither the data order nor the maths
 RESUMABLE = ("logging", "checkpoint")
-RESUMABLE_KEYS = ("data.micro_batch_size", "dpo.reference_batch_size")
+RESUMABLE_KEYS = ("data.micro_batch_size", "dpo.reference_batch_size", "output_dir")  # a run folder may move
 
 
 def _flat(node: object, prefix: str = "") -> dict[str, object]:
@@ -262,7 +270,14 @@ def run(s: Setup, objective: Objective, *, resume: bool = False, on_step: Callab
     optimizer = adamw(s.groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
                       fused=acc.device.type == "cuda")
     scheduler = make_scheduler(cfg, optimizer, s.total_steps)  # not prepared: accelerate would step it per process
+    sizes = model_sizes(s)  # before sharding: FSDP and ZeRO-3 leave each process a part of each tensor
+    if acc.distributed_type == DistributedType.FSDP:
+        sharding.use_model_units(acc, s.lmm)
+    if acc.distributed_type == DistributedType.DEEPSPEED:  # no accelerate dataloader tells it the micro-batch
+        acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.data.micro_batch_size
     scorer, optimizer = acc.prepare(scorer, optimizer)
+    sharding.register_sharded_methods(scorer)
+    params = [p for g in optimizer.param_groups for p in g["params"]]  # sharding may replace the parameters
     start = 0
     if acc.is_main_process:
         ckpt.remove_partial(out)
@@ -285,7 +300,7 @@ def run(s: Setup, objective: Objective, *, resume: bool = False, on_step: Callab
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "run.json", json.dumps(info, indent=2) + "\n")
     if acc.is_main_process:
-        print_summary(s, start=start, world=world, accum=accum)
+        print_summary(s, sizes, start=start, world=world, accum=accum)
     stopped, done = False, start
     bar = progress_bar(s.total_steps, enabled=acc.is_main_process and cfg.logging.progress)
     with _Stop() as stop, bar:
@@ -308,7 +323,7 @@ def run(s: Setup, objective: Objective, *, resume: bool = False, on_step: Callab
                     parts.setdefault(k, []).append(v.detach().float())
             grad_norm = None
             if cfg.optim.max_grad_norm:
-                grad_norm = acc.clip_grad_norm_([p for g in s.groups for p in g.params], cfg.optim.max_grad_norm)
+                grad_norm = acc.clip_grad_norm_(params, cfg.optim.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -342,15 +357,21 @@ def run(s: Setup, objective: Objective, *, resume: bool = False, on_step: Callab
     return {"step": done, "stopped": stopped, "signal": stop.signum if stopped else None, "final": final}
 
 
-def print_summary(s: Setup, *, start: int, world: int, accum: int) -> None:
-    """Print what the run is about to do: data, steps, batch, trainable parameters, where its files go."""
-    cfg, out = s.cfg, Path(s.cfg.output_dir)
+def model_sizes(s: Setup) -> tuple[int, int, str]:
+    """Return (trainable parameters, all parameters, the policy) of the unsharded model."""
     trainable = sum(p.numel() for g in s.groups for p in g.params)
     total = sum(p.numel() for p in s.lmm.module.parameters())
+    return trainable, total, s.cfg.model.policy or s.lmm.info().default_policy
+
+
+def print_summary(s: Setup, sizes: tuple[int, int, str], *, start: int, world: int, accum: int) -> None:
+    """Print what the run is about to do: data, steps, batch, trainable parameters, where its files go."""
+    cfg, out = s.cfg, Path(s.cfg.output_dir)
+    trainable, total, policy = sizes
     epochs = s.total_steps * cfg.data.global_batch_size / len(s.dataset)
     lines = [
         f"model {cfg.model.name} ({s.lmm.family}): {trainable:,} of {total:,} parameters train "
-        f"({100 * trainable / max(total, 1):.2f}%, policy {cfg.model.policy or s.lmm.info().default_policy})",
+        f"({100 * trainable / max(total, 1):.2f}%, policy {policy})",
         f"data {cfg.data.path}: {len(s.dataset):,} records"
         + (f", eval {len(s.eval_dataset):,} records every {s.eval_every} steps" if s.eval_dataset else ""),
         f"steps {start + 1}..{s.total_steps} ({epochs:.2f} epochs) of {cfg.data.global_batch_size} records = "
@@ -370,6 +391,8 @@ def save_final(s: Setup, objective: Objective) -> Path | None:
     """Write the fine-tuned model (trainable-only over its base; merged and full with LoRA) and the PNG."""
     acc, out = s.accelerator, Path(s.cfg.output_dir)
     acc.wait_for_everyone()
+    if sharding.is_sharded(s.lmm.module):
+        sharding.unshard_for_save(s.lmm.module, main=acc.is_main_process)  # collective: every process
     if not acc.is_main_process:
         return None
     final = out / "final"

@@ -56,12 +56,20 @@ class MaskedCrossAttention(nn.Module):
 class GatedCrossAttentionBlock(nn.Module):
     """x + tanh(attn_gate) * xattn(x) followed by x + tanh(ff_gate) * ff(x)."""
 
+    # methods called from outside ``forward`` that use the block's weights: a sharding wrapper (FSDP2) must
+    # gather the weights for them too (train/loop.py registers them)
+    sharded_methods = ("media_kv",)
+
     def __init__(self, *, dim: int, dim_visual: int, dim_head: int = 64, heads: int = 8, ff_mult: int = 4):
         super().__init__()
         self.attn = MaskedCrossAttention(dim=dim, dim_visual=dim_visual, dim_head=dim_head, heads=heads)
         self.attn_gate = nn.Parameter(torch.zeros(1))
         self.ff = feed_forward(dim, ff_mult)
         self.ff_gate = nn.Parameter(torch.zeros(1))
+
+    def media_kv(self, media: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the cross-attention's keys and values of the visual tokens ``media`` (B, T_img, n, Dv)."""
+        return self.attn.media_kv(media)
 
     def forward(
         self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], text_time: torch.Tensor, latents_per_image: int

@@ -210,6 +210,17 @@ class FlamingoLMM(SharedMethods):
     def _fold_trained(self) -> bool:
         return training.finish_training(self.model)  # new-token rows and LoRA back into the weights
 
+    @property
+    def shard_units(self) -> tuple[str, ...]:
+        """Module classes FSDP shards as units: each LM decoder layer (with its cross-attention fused in front),
+        each gated cross-attention block, the perceiver, and the vision tower's layers."""
+        m = self.model
+        names = {type(layer).__name__ for layer in m.lm.get_submodule(m.decoder_layers_path)}
+        names |= {"GatedCrossAttentionBlock", "PerceiverResampler"}
+        present = {type(x).__name__ for x in m.vision.modules()}
+        names |= {n for n in (getattr(m.vision, "_no_split_modules", None) or ()) if n in present}
+        return tuple(sorted(names))
+
     def info(self) -> ModelInfo:
         """Return the model's family, size, default policy and parts."""
         m = self.model

@@ -211,7 +211,7 @@ class Flamingo(nn.Module):
     def _cross_attend(self, index: int, block: GatedCrossAttentionBlock, ctx: MediaContext, hidden: torch.Tensor):
         kv = ctx.kv.get(index)
         if kv is None:
-            kv = block.attn.media_kv(ctx.media.to(hidden.dtype))
+            kv = block.media_kv(ctx.media.to(hidden.dtype))
             if ctx.cache_kv:
                 ctx.kv[index] = kv
         if ctx.checkpoint:

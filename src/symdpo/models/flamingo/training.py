@@ -79,7 +79,8 @@ class NewTokenRows(nn.Module):
         slot[self.ids] = torch.arange(len(ids), device=weight.device)
         self.register_buffer("slot", slot, persistent=False)  # token id -> row of `rows`, or -1
         self.rows = nn.Parameter(weight.detach()[self.ids].clone())
-        self._weight = [weight]  # a list: not registered twice
+        self._embedding = [embedding]  # a list: not registered twice; its weight is looked up when used, as a
+        # sharding wrapper (FSDP2) replaces the module's parameters
         self._hooks = [embedding.register_forward_hook(self._lookup)]
         output = lm.get_output_embeddings()
         if output is not None and output.weight is weight:  # tied (MPT-1B): the same rows score those tokens
@@ -96,14 +97,15 @@ class NewTokenRows(nn.Module):
     @torch.no_grad()
     def merge(self) -> None:
         """Copy the trained rows into the embedding matrix (what a save writes)."""
-        self._weight[0][self.ids] = self.rows.to(self._weight[0].dtype)
+        weight = self._embedding[0].weight
+        weight[self.ids] = self.rows.to(weight.dtype)
 
     def release(self) -> None:
         """Merge the rows, remove the hooks, and leave the matrix trainable as `set_openflamingo_trainable` made it."""
         self.merge()
         for hook in self._hooks:
             hook.remove()
-        self._weight[0].requires_grad_(True)
+        self._embedding[0].weight.requires_grad_(True)
 
 
 def train_new_token_rows(model: nn.Module, tokenizer) -> NewTokenRows | None:

@@ -63,6 +63,17 @@ class HFInterleavedLMM(SharedMethods):
     def _set_module(self, module: torch.nn.Module) -> None:
         self.hf = module
 
+    @property
+    def shard_units(self) -> tuple[str, ...]:
+        """Module classes FSDP shards as units: the LM's decoder layers and the blocks transformers keeps whole
+        (``_no_split_modules``: vision layers and the like)."""
+        present = {type(m).__name__ for m in self.hf.modules()}
+        lm = get_path(self.hf, self.spec.lm)
+        layers = getattr(lm, "layers", None)
+        names = {type(layer).__name__ for layer in layers} if isinstance(layers, torch.nn.ModuleList) else set()
+        names |= {n for n in (getattr(self.hf, "_no_split_modules", None) or ()) if n in present}
+        return tuple(sorted(names))
+
     def _frozen_eval(self) -> list[torch.nn.Module]:
         return [get_path(self.hf, self.spec.vision)]
 

@@ -1,0 +1,96 @@
+"""Sharded training in the loop: the same sharding on CPU processes as on GPUs, the units the model names,
+their extra methods, and the full weights of the final save.
+
+accelerate prepares FSDP2 (torch's ``fully_shard``) or DeepSpeed for the model; what is around it is ours:
+
+* on CPU processes accelerate turns an FSDP or DeepSpeed launch config into plain data parallelism (its
+  state enables them only for accelerator devices), so a CPU run would test nothing; `enable_fsdp_on_cpu`
+  gives the state FSDP with the plugin the launcher described, and FSDP2 then shards over gloo exactly as
+  over NCCL (DeepSpeed: `train.loop.make_accelerator` lets accelerate's state take the launch);
+* FSDP's units are the model's (`use_model_units`: ``shard_units`` of the interface), not a class list
+  written into the launch config for one model;
+* a sharded unit gathers its weights around ``forward`` only: a model calling another method of a unit
+  (Flamingo's cross-attention computes its media keys/values once per call, outside the block's forward)
+  names it in the unit class's ``sharded_methods``, and `register_sharded_methods` hooks it as well;
+* the final save needs whole tensors: `unshard_for_save` gathers the full state dict (a collective: every
+  process calls it) and puts the full tensors back into the model on the main process.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from symdpo.config import ConfigError
+
+
+def launched_with(engine: str) -> bool:
+    """Return whether ``accelerate launch`` was given an ``engine`` ("FSDP", "DEEPSPEED") config (it says so in
+    the environment of every process)."""
+    return os.environ.get(f"ACCELERATE_USE_{engine}", "false").lower() == "true"
+
+
+def enable_fsdp_on_cpu(accelerator) -> None:
+    """Make ``accelerator`` (on CPU processes) shard with FSDP2 as the launch config asks."""
+    from accelerate import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    plugin = FullyShardedDataParallelPlugin()  # read from the FSDP_* variables accelerate launch sets
+    if plugin.fsdp_version != 2:
+        raise ConfigError("FSDP on CPU processes needs fsdp_version: 2 (torch's fully_shard) in the accelerate "
+                          "config; FSDP1 runs on GPUs only")
+    # both shared states: accelerate copies the process state into the accelerator state whenever it makes one
+    PartialState().distributed_type = accelerator.state.distributed_type = DistributedType.FSDP
+    accelerator.state.fsdp_plugin = plugin
+
+
+def use_model_units(accelerator, lmm) -> None:
+    """Make FSDP's transformer-based wrapping shard the units the model names (``shard_units``), whatever
+    model the launch config was written for."""
+    from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+
+    plugin = getattr(accelerator.state, "fsdp_plugin", None)
+    if plugin is None:
+        return
+    policy = plugin.auto_wrap_policy
+    if getattr(policy, "func", policy) is transformer_auto_wrap_policy or policy is None:
+        plugin.auto_wrap_policy = transformer_auto_wrap_policy
+        plugin.transformer_cls_names_to_wrap = list(lmm.shard_units)
+
+
+def is_sharded(model: nn.Module) -> bool:
+    """Return whether ``model`` holds FSDP2 units."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return any(isinstance(m, FSDPModule) for m in model.modules())
+
+
+def register_sharded_methods(model: nn.Module) -> None:
+    """Let FSDP2 gather a unit's weights for the methods its class names in ``sharded_methods``."""
+    from torch.distributed.fsdp import FSDPModule, register_fsdp_forward_method
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            for name in getattr(module, "sharded_methods", ()):
+                register_fsdp_forward_method(module, name)
+
+
+def unshard_for_save(model: nn.Module, *, main: bool) -> None:
+    """Gather the full weights of a sharded ``model`` (every process calls this) and, on the main process,
+    replace its sharded parameters and buffers by the full tensors, so it saves like an unsharded model.
+
+    The model is not trained further afterwards (its sharding hooks still point at the old shards).
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not main:
+        return
+    new: dict[int, nn.Parameter] = {}  # tied parameters (one tensor under two names) stay tied
+    for name, param in list(model.named_parameters(remove_duplicate=False)):
+        if id(param) not in new:
+            new[id(param)] = nn.Parameter(full[name].to(param.dtype), requires_grad=param.requires_grad)
+        owner, _, leaf = name.rpartition(".")
+        setattr(model.get_submodule(owner) if owner else model, leaf, new[id(param)])

@@ -1,0 +1,142 @@
+"""The shipped accelerate configs, launched as a user launches them, on two CPU processes (gloo).
+
+Compared against: a one-process run with the same global batch (the first 4 steps' losses and metrics, 1e-5,
+and the final saved weights, 1e-5), for the Flamingo family and an HF family (Qwen2-VL with LoRA); and, for
+preemption, the uninterrupted one-process run's final weights after a kill -9 and a ``--resume`` on two
+processes or on one.
+
+DeepSpeed ZeRO-2 runs here through its CPU accelerator over the gloo group; its ZeRO optimiser steps
+flattened partitions and clips by a norm reduced in another order, so its weights match to 1e-4, not 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from symdpo.train import checkpointing as ckpt
+from symdpo.train.tracking import read_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+METRICS = ("loss", "loss/dpo", "loss/sft", "rewards/accuracies", "rewards/margins", "grad_norm")
+
+
+def _port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+def _train(data: Path, out: Path, model: str, steps: int, *extra: str) -> list[str]:
+    return ["-m", "symdpo.train.cli", "dpo", "--config", str(ROOT / "configs/tiny_dpo.yaml"), f"data.path={data}",
+            f"output_dir={out}", f"model.name={model}", "data.micro_batch_size=2", "data.global_batch_size=4",
+            f"optim.max_steps={steps}", "optim.lr=1e-2", "checkpoint.every_steps=2", "checkpoint.keep_last=2",
+            "logging.progress=false", "logging.tensorboard=false", "logging.plot=false", *extra]
+
+
+def _launch(config: str) -> list[str]:
+    """Return the user's launch line for a shipped config on two CPU processes (fp32 for exact comparison)."""
+    return [*ACCELERATE, "--config_file", str(ROOT / "configs/accelerate" / config), "--num_processes", "2",
+            "--main_process_port", _port(), "--mixed_precision", "no"]
+
+
+def _run(cmd: list[str]) -> None:
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=400, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-4000:]
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    """Return the final save's weights (trainable weights over the base, or the full merged HF model)."""
+    final = out / "final"
+    path = final / "trainable.safetensors"
+    return load_file(path if path.exists() else final / "hf" / "model.safetensors")
+
+
+_ONE: dict[str, Path] = {}
+
+
+def _one_process(pairs: Path, tmp_root: Path, model: str, steps: int) -> Path:
+    """Return the output folder of the one-process run (made once per model and step count)."""
+    key = f"{model}-{steps}"
+    if key not in _ONE:
+        out = tmp_root / f"one-{key}"
+        _run([sys.executable, *_train(pairs, out, model, steps)])
+        _ONE[key] = out
+    return _ONE[key]
+
+
+@pytest.fixture(scope="module")
+def tmp_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("sharded")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config, model", [("fsdp.yaml", "tiny"), ("fsdp_shard_grad_op.yaml", "tiny"),
+                                           ("ddp.yaml", "tiny"), ("fsdp.yaml", "tiny-qwen2-vl"),
+                                           ("deepspeed_zero2.yaml", "tiny")])
+def test_two_processes_match_one(pairs, tmp_root, tmp_path, config, model):
+    one = _one_process(pairs, tmp_root, model, 4)
+    two = tmp_path / "two"
+    _run([*_launch(config), *_train(pairs, two, model, 4)])
+    run = json.loads((two / "run.json").read_text())
+    assert run["processes"] == 2
+    expected = {"fsdp": "FSDP", "deepspeed": "DEEPSPEED"}.get(config.split("_")[0].removesuffix(".yaml"),
+                                                               "MULTI_CPU")  # ddp.yaml: DDP over gloo
+    assert run["distributed_type"] == f"DistributedType.{expected}"
+    m1, m2 = read_metrics(one / "metrics.jsonl"), read_metrics(two / "metrics.jsonl")
+    assert [m["step"] for m in m2] == [1, 2, 3, 4]
+    for a, b in zip(m1, m2, strict=True):
+        for key in METRICS:
+            assert a[key] == pytest.approx(b[key], abs=1e-5), (key, a["step"])
+    assert m1[-1]["rewards/margins"] != 0  # the policy moved: later steps test the synced updates
+    if expected == "FSDP":  # sharded checkpoints: a distributed checkpoint, one file per process
+        assert (ckpt.latest_checkpoint(two) / ckpt.DCP_DIR).is_dir()
+    w1, w2 = _weights(one), _weights(two)
+    assert sorted(w1) == sorted(w2)
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], atol=1e-4 if expected == "DEEPSPEED" else 1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_fsdp_kill9_then_resume_on_two_or_one_process(pairs, tmp_root, tmp_path):
+    """kill -9 of a two-process FSDP run after its step-4 checkpoint (the reference log-probs precomputed,
+    split over the processes); --resume on two processes, and a copy of the folder on one, end where the
+    uninterrupted run ends."""
+    steps = 8
+    expected = _weights(_one_process(pairs, tmp_root, "tiny", steps))
+    out = tmp_path / "killed"
+    cmd = [*_launch("fsdp.yaml"), *_train(pairs, out, "tiny", steps, "dpo.reference=precomputed")]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            start_new_session=True)
+    target = ckpt.checkpoint_root(out) / "step-00000004"
+    deadline = time.time() + 300
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"run ended before step 4: {proc.stderr.read()[-3000:]}"
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers, at once
+    proc.wait(timeout=60)
+    assert not (out / "final").exists()
+    alone = tmp_path / "alone"
+    shutil.copytree(out, alone)
+
+    _run([*_launch("fsdp.yaml"), *_train(pairs, out, "tiny", steps, "dpo.reference=precomputed"), "--resume"])
+    _run([sys.executable, *_train(pairs, alone, "tiny", steps, "dpo.reference=precomputed"), "--resume"])
+    for folder in (out, alone):
+        run = json.loads((folder / "run.json").read_text())
+        assert run["start_step"] >= 4, run
+        got = _weights(folder)
+        for k in expected:
+            torch.testing.assert_close(got[k], expected[k], atol=1e-5, rtol=0)
