@@ -9,7 +9,8 @@ import dataclasses
 
 import torch
 
-from symdpo.train import loop
+from symdpo.config import ConfigError
+from symdpo.train import loop, sharding
 from symdpo.train.config import TrainConfig
 from symdpo.train.losses import dpo_metrics, preference_loss
 from symdpo.train.reference import fingerprint, precompute, reference_path
@@ -77,6 +78,9 @@ class DPOObjective:
 def prepare_reference(cfg: TrainConfig, s: loop.Setup) -> dict:
     """Return the objective's reference: {'ref_logps': (chosen, rejected)} or {'ref_lmm': frozen copy}."""
     if cfg.dpo.reference == "live":
+        if sharding.is_zero3(s.accelerator):  # a live copy would run on weights ZeRO-3 partitions away
+            raise ConfigError("dpo.reference=live: DeepSpeed ZeRO-3 partitions the weights the live reference "
+                              "shares; use dpo.reference=precomputed (the default) or ZeRO-2 / FSDP")
         return {"ref_lmm": s.lmm.reference_copy(share_frozen=cfg.dpo.share_frozen)}
     fp = fingerprint(s.dataset, model=cfg.model.name, dtype=cfg.model.dtype, precision=cfg.precision,
                      lora=cfg.lora.enabled, policy=cfg.model.policy)

@@ -169,7 +169,8 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
     warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
     accelerator = make_accelerator(cfg)
     set_seed(cfg.seed)
-    lmm = load_model(cfg.model.name, dtype=cfg.model.dtype)
+    with sharding.model_loading(accelerator):
+        lmm = load_model(cfg.model.name, dtype=cfg.model.dtype)
     groups = lmm.prepare_training(cfg.training_spec())  # the model decides what trains and what decays
     prompts = {kind: lmm.prompt_format(kind, cfg.data.prompt_style) for kind in KINDS}
     # records are written with the model-agnostic end marker (the model writes its own): a chat format's
@@ -393,10 +394,11 @@ def save_final(s: Setup, objective: Objective) -> Path | None:
     acc.wait_for_everyone()
     if sharding.is_sharded(s.lmm.module):
         sharding.unshard_for_save(s.lmm.module, main=acc.is_main_process)  # collective: every process
-    if not acc.is_main_process:
-        return None
-    final = out / "final"
-    s.lmm.save_finetune(final)  # trained rows and adapters merged; trainable weights over the base
+    with sharding.gathered(acc, s.lmm.module):  # ZeRO-3: whole parameters on every process for the save
+        if not acc.is_main_process:
+            return None
+        final = out / "final"
+        s.lmm.save_finetune(final)  # trained rows and adapters merged; trainable weights over the base
     if s.cfg.logging.plot:
         plot_curves(out / "metrics.jsonl", out / "curves.png", objective.plot_keys)
     return final

@@ -19,6 +19,7 @@ accelerate prepares FSDP2 (torch's ``fully_shard``) or DeepSpeed for the model; 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -60,6 +61,34 @@ def use_model_units(accelerator, lmm) -> None:
         plugin.transformer_cls_names_to_wrap = list(lmm.shard_units)
 
 
+@contextmanager
+def model_loading(accelerator):
+    """Return a context for loading the model: with DeepSpeed ZeRO-3 and ``zero3_init_flag: false`` the
+    model is built whole on every process and partitioned when prepared, as the flag says.
+
+    accelerate registers its DeepSpeed config with transformers whatever the flag, and transformers then
+    builds every model under ``deepspeed.zero.Init``: a model built from a config gets other random weights
+    than without DeepSpeed, and our strict checkpoint loading meets partitioned (empty) tensors.
+    """
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None or plugin.zero_stage != 3 or plugin.zero3_init_flag:
+        yield
+        return
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        plugin.set_deepspeed_weakref()
+
+
+def is_zero3(accelerator) -> bool:
+    """Return whether ``accelerator`` partitions the parameters with DeepSpeed ZeRO-3."""
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    return plugin is not None and plugin.zero_stage == 3
+
+
 def is_sharded(model: nn.Module) -> bool:
     """Return whether ``model`` holds FSDP2 units."""
     from torch.distributed.fsdp import FSDPModule
@@ -75,6 +104,18 @@ def register_sharded_methods(model: nn.Module) -> None:
         if isinstance(module, FSDPModule):
             for name in getattr(module, "sharded_methods", ()):
                 register_fsdp_forward_method(module, name)
+
+
+@contextmanager
+def gathered(accelerator, model: nn.Module):
+    """Return a context in which a ZeRO-3 model's parameters are whole on every process (read-only)."""
+    if not is_zero3(accelerator):
+        yield
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+        yield
 
 
 def unshard_for_save(model: nn.Module, *, main: bool) -> None:
