@@ -3,7 +3,7 @@
     python benchmarks/dpo_step_gpu.py                  # ~2-3 min on one H100/H200
     python benchmarks/dpo_step_gpu.py --size tiny      # the same code path on CPU, seconds (a smoke run)
 
-Model: random weights with OpenFlamingo-3B's shapes (REFERENCE.md §2) — CLIP ViT-L/14 (1024 wide, 24 layers,
+Model: random weights with OpenFlamingo-3B's shapes (docs/openflamingo.md, released checkpoints) — CLIP ViT-L/14 (1024 wide, 24 layers,
 224 px, 14 px patches), MPT-1B (2048 wide, 24 layers, 16 heads, ALiBi, tied 50,280-row vocabulary plus the
 new tokens), a 6-layer perceiver with 64 latents, gated cross-attention before every LM layer — held in bf16.
 Each pair is a 1024-token context with 8 images and 1-5 token chosen / rejected answers; OpenFlamingo's

@@ -7,7 +7,8 @@ folder made here, and two photos for `symdpo infer`. Only these changes are made
 no GPU/hub is here: model presets that download (OpenFlamingo, IDEFICS, SmolVLM) become their tiny offline
 versions; training runs 2 optimiser steps in fp32; evaluation runs 4 items, 1 trial, 2 shots. The `make`
 lines are not run here: `make test` is this suite, and `symdpo demo` (what `make demo` runs) has its own test.
-The accelerate launch lines are in a ```text block: they need GPUs.
+The accelerate launch and sbatch lines are in ```text blocks: GPU-only, except the CPU launch line, which
+tests/train/test_sharded.py runs for every shipped config (and tests/test_slurm.py dry-runs the sbatch script).
 """
 
 from __future__ import annotations

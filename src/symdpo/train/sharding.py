@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-import torch
 from torch import nn
 
 from symdpo.config import ConfigError
