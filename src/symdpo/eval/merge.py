@@ -91,4 +91,8 @@ def merge_run(run_dir: str | Path) -> dict[str, Any]:
     }
     write_text(run_dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
     write_reports(run_dir, results)
+    if Path(config.model).is_dir():  # a saved fine-tune: its model card gets this run's table
+        from symdpo.models.card import add_evaluation
+
+        add_evaluation(config.model, run_dir)
     return results

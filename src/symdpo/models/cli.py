@@ -64,7 +64,23 @@ def export(model: str = typer.Argument(..., help="a fine-tune directory (trainab
 
     lmm = load_model(model)
     lmm.save_pretrained(out)
+    card = Path(model) / "README.md"
+    if card.is_file():  # the fine-tune's model card describes the export too
+        from symdpo.atomic import write_text
+
+        write_text(Path(out) / "README.md", card.read_text())
     typer.echo(f"wrote {out}")
+
+
+@app.command("push")
+def push(model: Path = typer.Argument(..., help="a saved model folder (a run's final/ or an export)"),
+         repo: str = typer.Option(..., "--repo", help="hub repository id, e.g. you/of3b-symdpo"),
+         private: bool = typer.Option(False, "--private", help="create the repository private"),
+         message: str = typer.Option("Upload a symdpo model", "--message", help="the commit message")) -> None:
+    """Upload a saved model (weights, config, processor, model card) to the Hugging Face Hub."""
+    from symdpo.models.push import push as push_folder
+
+    typer.echo(f"uploaded {model} to {push_folder(model, repo, private=private, message=message)}")
 
 
 @app.command("info")

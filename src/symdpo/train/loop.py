@@ -25,6 +25,7 @@ from torch import nn
 
 from symdpo.atomic import write_text
 from symdpo.config import ConfigError
+from symdpo.models import card
 from symdpo.models.prompts import AGNOSTIC_END, KINDS
 from symdpo.train import checkpointing as ckpt
 from symdpo.train import sharding
@@ -399,6 +400,8 @@ def save_final(s: Setup, objective: Objective) -> Path | None:
             return None
         final = out / "final"
         s.lmm.save_finetune(final)  # trained rows and adapters merged; trainable weights over the base
+        card.write_card(final, base=s.lmm.source or s.cfg.model.name, family=s.lmm.family,
+                        train_config=s.cfg.model_dump(mode="json"), data_path=s.cfg.data.path)
     if s.cfg.logging.plot:
         plot_curves(out / "metrics.jsonl", out / "curves.png", objective.plot_keys)
     return final
