@@ -41,8 +41,24 @@ def manifest_path(out: str | Path) -> Path:
     return Path(f"{out}.manifest.json")
 
 
+_HF_READS: dict[tuple, tuple[list, Path]] = {}  # one read of a Hugging Face source per build
+
+
+def _read_hf(opts: BuildOptions) -> tuple[list, Path]:
+    """Return (records, image folder) of the build's Hugging Face dataset, read once."""
+    from symdpo.data.sources.hf import read_hf
+
+    key = (opts.hf_dataset, opts.source, opts.hf_split, opts.image_root)
+    if key not in _HF_READS:
+        _HF_READS.clear()
+        _HF_READS[key] = read_hf(opts.hf_dataset, opts.source, split=opts.hf_split, image_root=opts.image_root)
+    return _HF_READS[key]
+
+
 def image_root_of(opts: BuildOptions) -> Path:
     """Return the folder the records' image paths are relative to."""
+    if opts.hf_dataset is not None:
+        return _read_hf(opts)[1]
     return opts.image_root if opts.image_root is not None else easyvqa_root(opts.split)
 
 
@@ -57,7 +73,7 @@ def read_source(opts: BuildOptions) -> Iterator:
         "coco": lambda: read_coco(opts.annotations, splits=None if opts.split == "all" else splits),
         "flickr30k": lambda: read_flickr30k(opts.annotations, splits=None if opts.split == "all" else splits),
     }
-    examples = readers[opts.source]()
+    examples = iter(_read_hf(opts)[0]) if opts.hf_dataset is not None else readers[opts.source]()
     if opts.question_regex:
         # e.g. "^what" keeps the open questions of easy-VQA (colour, shape), which need the image to answer
         pattern = re.compile(opts.question_regex)

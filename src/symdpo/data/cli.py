@@ -42,6 +42,9 @@ def build(
     questions: Optional[Path] = typer.Option(None, help="VQAv2 / OK-VQA questions JSON file"),
     image_root: Optional[Path] = typer.Option(None, help="folder the image paths are relative to"),
     image_template: Optional[str] = typer.Option(None, help="image path template, e.g. 'train2014/{image_id}.jpg'"),
+    hf_dataset: Optional[str] = typer.Option(None, help="a Hugging Face dataset instead of the JSON files: "
+                                             "save_to_disk folder, parquet file/folder, or hub id"),
+    hf_split: Optional[str] = typer.Option(None, help="split of --hf-dataset (e.g. train)"),
     split: str = typer.Option("train", help="easyvqa split, or Karpathy split(s): 'train,restval', 'all'"),
     mode: str = typer.Option("preference", help="preference (DPO pairs) | sft"),
     seed: int = typer.Option(0),
@@ -73,7 +76,7 @@ def build(
     try:
         opts = BuildOptions(
             source=source, out=out, annotations=annotations, questions=questions, image_root=image_root,
-            image_template=image_template, split=split, mode=mode, seed=seed, max_records=max_records, question_regex=question_regex,
+            image_template=image_template, hf_dataset=hf_dataset, hf_split=hf_split, split=split, mode=mode, seed=seed, max_records=max_records, question_regex=question_regex,
             sft_symbol_fraction=sft_symbol_fraction, sft_symbol_images=sft_symbol_images,
             sft_copy_fraction=sft_copy_fraction, check_images=check_images, on_bad_image=on_bad_image,
             strict_extension=strict_extension, demos=demos, retrieval_encoder=retrieval_encoder,

@@ -44,6 +44,8 @@ class BuildOptions(BaseModel):
     questions: Path | None = None  # VQAv2 / OK-VQA questions file
     image_root: Path | None = None  # easyvqa: the package's split folder when None
     image_template: str | None = None  # override e.g. "{subtype}/COCO_{subtype}_{image_id:012d}.jpg"
+    hf_dataset: str | None = None  # a Hugging Face dataset in place of the JSON files (data/sources/hf.py)
+    hf_split: str | None = None  # its split, for a dataset with several (hub ids, DatasetDict folders)
     split: str = "train"  # easyvqa split; Karpathy split(s), comma-separated ("train,restval")
     mode: Literal["preference", "sft"] = "preference"
     out: Path
@@ -96,10 +98,10 @@ class BuildOptions(BaseModel):
     def _check(self) -> BuildOptions:
         needs = {"vqav2": ("questions", "annotations"), "okvqa": ("questions", "annotations"),
                  "textvqa": ("annotations",), "coco": ("annotations",), "flickr30k": ("annotations",)}
-        for name in needs.get(self.source, ()):
+        for name in needs.get(self.source, ()) if self.hf_dataset is None else ():
             if getattr(self, name) is None:
-                raise ValueError(f"source {self.source} needs --{name}")
-        if self.source != "easyvqa" and self.image_root is None:
+                raise ValueError(f"source {self.source} needs --{name} (or --hf-dataset)")
+        if self.source != "easyvqa" and self.image_root is None and self.hf_dataset is None:
             raise ValueError(f"source {self.source} needs --image-root")
         if self.demos == "rices" and self.mode != "preference":
             raise ValueError("--demos rices selects the demonstrations of preference contexts; drop it for --mode sft")

@@ -105,6 +105,11 @@ def run(
     image_root: str = typer.Option(None, help="folder the annotation image paths are relative to"),
     train_image_root: str = typer.Option(None, help="image folder of the demonstration split (default: --image-root)"),
     image_template: str = typer.Option(None, help="image path template, e.g. '{subtype}/COCO_{subtype}_{image_id:012d}.jpg'"),
+    hf_dataset: str = typer.Option(None, help="evaluated split as a Hugging Face dataset: save_to_disk folder, "
+                                              "parquet file/folder, or hub id (e.g. lmms-lab/VQAv2)"),
+    hf_split: str = typer.Option(None, help="split of --hf-dataset (e.g. validation)"),
+    train_hf_dataset: str = typer.Option(None, help="demonstration split as a Hugging Face dataset"),
+    train_hf_split: str = typer.Option(None, help="split of --train-hf-dataset (e.g. train)"),
     feature_cache: str = typer.Option(None, help="folder keeping vision features between runs"),
     prompt_style: str = typer.Option(None, help="native (the model's own / chat format) or openflamingo; "
                                                 "default: native for chat/instruct models, else openflamingo"),
@@ -129,7 +134,9 @@ def run(
 
     paths = {k: v for k, v in dict(annotations=annotations, questions=questions, train_annotations=train_annotations,
                                    train_questions=train_questions, image_root=image_root,
-                                   train_image_root=train_image_root, image_template=image_template).items() if v}
+                                   train_image_root=train_image_root, image_template=image_template,
+                                   hf_dataset=hf_dataset, hf_split=hf_split, train_hf_dataset=train_hf_dataset,
+                                   train_hf_split=train_hf_split).items() if v}
     try:
         shot_list = [int(s) for s in _split(shots)]
     except ValueError:

@@ -6,7 +6,9 @@ Data paths are one flat mapping (the CLI's options), the same for every task:
   annotations, COCO and Flickr30K the Karpathy file that holds every split);
 * ``train_annotations`` / ``train_questions``: the demonstration split's files (Karpathy: the same file
   unless given);
-* ``image_root`` (and ``train_image_root``, defaulting to it) plus an optional ``image_template``.
+* ``image_root`` (and ``train_image_root``, defaulting to it) plus an optional ``image_template``;
+* or ``hf_dataset`` / ``train_hf_dataset`` (with ``hf_split`` / ``train_hf_split``): a Hugging Face dataset
+  (``symdpo.data.sources.hf``) in place of the JSON files, images embedded or relative to the image root.
 
 easy-VQA needs none of them: it reads the installed ``easy_vqa`` package.
 """
@@ -61,6 +63,14 @@ def read_split(task: str, paths: Mapping[str, Any], split: str, *, demo_split: s
 
     ann_key, q_key, root_key = _keys(split, demo_split)
     template = paths.get("image_template") or None
+    hf_key = "train_hf_dataset" if split == demo_split else "hf_dataset"
+    if paths.get(hf_key):  # a Hugging Face dataset (save_to_disk folder, parquet, or hub id)
+        from symdpo.data.sources.hf import read_hf
+
+        split_key = "train_hf_split" if split == demo_split else "hf_split"
+        root = paths.get(root_key) or (paths.get("image_root") if split == demo_split else None)
+        records, folder = read_hf(paths[hf_key], task, split=paths.get(split_key), image_root=root)
+        return Split(records, folder)
     if task == "easyvqa":
         return Split(list(sources.read_easyvqa(split)), sources.easyvqa_root(split))
     # every missing option is reported before any (possibly large) file is read
