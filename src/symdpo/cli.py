@@ -89,6 +89,19 @@ def demo(
     run_demos(out, seed_list, quick=quick)
 
 
+@app.command("app")
+def web_app(
+    models: str = typer.Option(",".join(("tiny-easyvqa", "tiny")), help="models offered in the pickers, "
+                               "comma-separated presets or saved folders (any other can be typed in)"),
+    host: str = typer.Option("127.0.0.1", help="address to serve on (0.0.0.0: reachable from other machines)"),
+    port: int = typer.Option(7860),
+) -> None:
+    """Start a local web app: compare models' answers on your own demonstrations, with and without their images."""
+    from symdpo.app import launch
+
+    launch(host=host, port=port, models=[m.strip() for m in models.split(",") if m.strip()])
+
+
 # typer 0.2x raises its own copy of click's exceptions (typer._click); older typer raises click's
 try:
     from typer._click import exceptions as _typer_click
