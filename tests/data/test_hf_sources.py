@@ -215,3 +215,86 @@ def test_data_build_and_eval_run_give_the_same_results_from_either_form(tmp_path
     preds = [[(json.loads(line)["id"], json.loads(line)["raw"]) for line in (tmp_path / d / "predictions.jsonl").read_text().splitlines()]
              for d in ("e-json", "e-hf")]
     assert len(preds[0]) == 3 * 2 * 3 and preds[0] == preds[1]  # 3 images x 3 questions, at 0 and 2 shots
+
+
+def _task_fixture(task: str, tmp: Path) -> tuple[list[str], list[str]]:
+    """Write one task's items as its JSON files + image folder and as lmms-lab-layout parquet files; return
+    (the JSON form's eval run options, the parquet form's)."""
+    root = tmp / "json" / "images"
+    rows = {"train": [], "val": []}
+    karpathy, textvqa = [], {"train": [], "val": []}
+    qs, anns = {"train": [], "val": []}, {"train": [], "val": []}
+    for split, first, n in (("train", 300, 8), ("val", 700, 3)):
+        for k in range(n):
+            image_id, data = first + k, jpeg(first + k)
+            answers = ANSWERS[k % 3]
+            if task == "textvqa":
+                rel = f"train_images/{image_id}.jpg"
+                textvqa[split].append({"question_id": image_id, "image_id": str(image_id), "question": QUESTIONS[k % 3],
+                                       "answers": [answers[0]] * 10})
+                rows[split].append({"question_id": image_id, "image_id": str(image_id), "question": QUESTIONS[k % 3],
+                                    "answers": [answers[0]] * 10, "image": {"bytes": data, "path": None}})
+            elif task == "okvqa":
+                sub = f"{split}2014"
+                rel = f"{sub}/COCO_{sub}_{image_id:012d}.jpg"
+                qs[split].append({"image_id": image_id, "question": QUESTIONS[k % 3], "question_id": image_id * 10})
+                anns[split].append({"question_id": image_id * 10, "image_id": image_id, "question_type": "what",
+                                    "answer_type": "other", "answers": [{"answer": answers[0]} for _ in range(10)]})
+                rows[split].append({"question_id": str(image_id * 10), "question": QUESTIONS[k % 3],
+                                    "question_type": "what", "answer_type": "other", "answers": [answers[0]] * 10,
+                                    "image": {"bytes": data, "path": None}})
+            else:  # coco / flickr30k: Karpathy file vs the caption datasets
+                rel = f"imgs/{image_id}.jpg"
+                caps = [f"a {answers[0]} thing {j}." for j in range(5)]
+                key = "cocoid" if task == "coco" else "imgid"
+                karpathy.append({key: image_id, "filepath": "imgs", "filename": f"{image_id}.jpg",
+                                 "split": "train" if split == "train" else "test",
+                                 "sentences": [{"raw": c} for c in caps]})
+                id_col, cap_col = ("question_id", "answer") if task == "coco" else ("img_id", "caption")
+                rows[split].append({id_col: str(image_id), cap_col: caps, "image": {"bytes": data, "path": None}})
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+    hf = []
+    for split in ("train", "val"):
+        path = tmp / f"{task}-{split}.parquet"
+        datasets.Dataset.from_list(rows[split]).cast_column("image", datasets.Image()).to_parquet(str(path))
+        hf.append(str(path))
+    hf_args = ["--hf-dataset", hf[1], "--train-hf-dataset", hf[0]]
+    if task == "textvqa":
+        files = []
+        for split in ("val", "train"):
+            f = tmp / f"textvqa_{split}.json"
+            f.write_text(json.dumps({"data": textvqa[split]}))
+            files.append(str(f))
+        return ["--annotations", files[0], "--train-annotations", files[1], "--image-root", str(root)], hf_args
+    if task == "okvqa":
+        files = {}
+        for split in ("val", "train"):
+            sub = f"{split}2014"
+            (tmp / f"q_{split}.json").write_text(json.dumps({"data_subtype": sub, "questions": qs[split]}))
+            (tmp / f"a_{split}.json").write_text(json.dumps({"annotations": anns[split]}))
+            files[split] = (str(tmp / f"q_{split}.json"), str(tmp / f"a_{split}.json"))
+        return ["--questions", files["val"][0], "--annotations", files["val"][1], "--train-questions", files["train"][0],
+                "--train-annotations", files["train"][1], "--image-root", str(root)], hf_args
+    (tmp / "karpathy.json").write_text(json.dumps({"images": karpathy}))
+    return ["--annotations", str(tmp / "karpathy.json"), "--image-root", str(root)], hf_args
+
+
+@pytest.mark.parametrize("task", ["okvqa", "textvqa", "coco", "flickr30k"])
+def test_eval_run_of_each_layout_equals_its_json_form(tmp_path, task, monkeypatch):
+    from typer.testing import CliRunner
+
+    from symdpo.eval.cli import app
+
+    json_args, hf_args = _task_fixture(task, tmp_path)
+    monkeypatch.setenv("SYMDPO_IMAGE_CACHE", str(tmp_path / "cache"))
+    run = ["run", "--model", "tiny", "--task", task, "--shots", "2", "--trials", "1", "--batch-size", "3",
+           "--query-set-size", "8", "--no-progress"]
+    for args, out in ((json_args, "e-json"), (hf_args, "e-hf")):  # in this process: no interpreter start-up each
+        r = CliRunner().invoke(app, [*run, *args, "--out", str(tmp_path / out)])
+        assert r.exit_code == 0, r.output
+    results = [json.loads((tmp_path / d / "results.json").read_text())["results"] for d in ("e-json", "e-hf")]
+    assert [c["trials"][0]["score"] for c in results[0]] == [c["trials"][0]["score"] for c in results[1]]
+    preds = [[(json.loads(line)["id"], json.loads(line)["raw"]) for line in
+              (tmp_path / d / "predictions.jsonl").read_text().splitlines()] for d in ("e-json", "e-hf")]
+    assert len(preds[0]) == 3 and preds[0] == preds[1]
