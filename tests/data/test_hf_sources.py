@@ -227,7 +227,8 @@ def _task_fixture(task: str, tmp: Path) -> tuple[list[str], list[str]]:
     for split, first, n in (("train", 300, 8), ("val", 700, 3)):
         for k in range(n):
             image_id, data = first + k, jpeg(first + k)
-            answers = ANSWERS[k % 3]
+            options = ANSWERS[k % 3]
+            answers = [options[(k // 3) % len(options)]]  # each question gets several answers across images
             if task == "textvqa":
                 rel = f"train_images/{image_id}.jpg"
                 textvqa[split].append({"question_id": image_id, "image_id": str(image_id), "question": QUESTIONS[k % 3],
@@ -278,6 +279,22 @@ def _task_fixture(task: str, tmp: Path) -> tuple[list[str], list[str]]:
                 "--train-annotations", files["train"][1], "--image-root", str(root)], hf_args
     (tmp / "karpathy.json").write_text(json.dumps({"images": karpathy}))
     return ["--annotations", str(tmp / "karpathy.json"), "--image-root", str(root)], hf_args
+
+
+@pytest.mark.parametrize("task", ["okvqa", "textvqa"])
+def test_data_build_of_each_vqa_layout_equals_its_json_form(tmp_path, task):
+    json_args, hf_args = _task_fixture(task, tmp_path)
+    train_json = [json_args[i + 1] for i, a in enumerate(json_args) if a in ("--train-questions", "--train-annotations")]
+    root = json_args[json_args.index("--image-root") + 1]
+    files = (["--questions", train_json[0], "--annotations", train_json[1]] if task == "okvqa"
+             else ["--annotations", train_json[0]])
+    build = ["data", "build", "--source", task, "--k-min", "2", "--k-max", "2", "--mode", "sft"]
+    cache = tmp_path / "cache"
+    _symdpo(*build, *files, "--image-root", root, "--out", str(tmp_path / "json.jsonl"), cache=cache)
+    _symdpo(*build, "--hf-dataset", hf_args[3], "--out", str(tmp_path / "hf.jsonl"), cache=cache)
+    hf_root = Path(json.loads((tmp_path / "hf.jsonl.manifest.json").read_text())["source"]["image_root"])
+    records = _canonical(tmp_path / "json.jsonl", Path(root))
+    assert len(records) >= 4 and _canonical(tmp_path / "hf.jsonl", hf_root) == records
 
 
 @pytest.mark.parametrize("task", ["okvqa", "textvqa", "coco", "flickr30k"])
