@@ -146,6 +146,38 @@ def test_kill9_then_resume(pairs, tmp_root, tmp_path, config):
         got = _weights(folder)
         for k in expected:
             torch.testing.assert_close(got[k], expected[k], atol=1e-4 if zero else 1e-5, rtol=0)
+    # the sharded run's final save is an ordinary one: it loads, and exports to a full copy that loads
+    from symdpo.models.registry import load_model
+
+    export = tmp_path / "export"
+    _run([sys.executable, "-m", "symdpo", "model", "export", str(out / "final"), "--out", str(export)])
+    a, b = load_model(str(out / "final")).module.state_dict(), load_model(str(export)).module.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_sigterm_under_fsdp_saves_on_every_process_and_resumes(pairs, tmp_path, tmp_root):
+    """SIGTERM to the launcher (what SLURM sends before the time limit): both workers stop after the same
+    step, save one checkpoint together, exit; --resume ends where the uninterrupted run ends."""
+    steps = 8
+    expected = _weights(_one_process(pairs, tmp_root, "tiny", steps))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*_launch("fsdp.yaml"), *_train(pairs, out, "tiny", steps)], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
+    target = ckpt.checkpoint_root(out) / "step-00000002"
+    deadline = time.time() + 300
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"run ended before step 2: {proc.stderr.read()[-3000:]}"
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode != 0 and not (out / "final").exists(), err[-3000:]
+    stopped = ckpt.latest_checkpoint(out)
+    assert 2 <= int(stopped.name.split("-")[1]) < steps and (stopped / ckpt.DCP_DIR).is_dir()
+    _run([*_launch("fsdp.yaml"), *_train(pairs, out, "tiny", steps), "--resume"])
+    got = _weights(out)
+    for k in expected:
+        torch.testing.assert_close(got[k], expected[k], atol=1e-5, rtol=0)
 
 
 def test_live_reference_is_refused_under_zero3(pairs, tmp_path):
