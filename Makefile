@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test test-ci demo lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,7 +23,11 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not ci"
+
+# the tests marked ci: the GPU benchmark's CPU smoke run and the longest sharded-training variants
+test-ci: $(STAMP)
+	$(BIN)/python -m pytest -q -m ci
 
 demo: $(STAMP)
 	$(BIN)/symdpo demo

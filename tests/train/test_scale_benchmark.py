@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
+@pytest.mark.ci
 def test_every_engine_runs_and_the_headline_compares_with_ddp():
     r = subprocess.run([sys.executable, "benchmarks/scale_gpu.py", "--size", "tiny", "--steps", "1", "--pairs", "2"],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)

@@ -88,7 +88,8 @@ def tmp_root(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("config, model", [("fsdp.yaml", "tiny"), ("fsdp_shard_grad_op.yaml", "tiny"),
                                            ("ddp.yaml", "tiny"), ("fsdp.yaml", "tiny-qwen2-vl"),
                                            ("deepspeed_zero2.yaml", "tiny"), ("deepspeed_zero3.yaml", "tiny"),
-                                           ("deepspeed_zero3.yaml", "tiny-qwen2-vl")])
+                                           pytest.param("deepspeed_zero3.yaml", "tiny-qwen2-vl",
+                                                        marks=pytest.mark.ci)])
 def test_two_processes_match_one(pairs, tmp_root, tmp_path, config, model):
     one = _one_process(pairs, tmp_root, model, 4)
     two = tmp_path / "two"
@@ -113,7 +114,7 @@ def test_two_processes_match_one(pairs, tmp_root, tmp_path, config, model):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["fsdp.yaml", "deepspeed_zero3.yaml"])
+@pytest.mark.parametrize("config", ["fsdp.yaml", pytest.param("deepspeed_zero3.yaml", marks=pytest.mark.ci)])
 def test_kill9_then_resume(pairs, tmp_root, tmp_path, config):
     """kill -9 of a two-process sharded run after its step-4 checkpoint (the reference log-probs precomputed,
     split over the processes); --resume on two processes ends where the uninterrupted run ends, and so does
@@ -155,7 +156,7 @@ def test_kill9_then_resume(pairs, tmp_root, tmp_path, config):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.slow
+@pytest.mark.ci
 def test_sigterm_under_fsdp_saves_on_every_process_and_resumes(pairs, tmp_path, tmp_root):
     """SIGTERM to the launcher (what SLURM sends before the time limit): both workers stop after the same
     step, save one checkpoint together, exit; --resume ends where the uninterrupted run ends."""
