@@ -54,13 +54,7 @@ def worker(args) -> None:
         lmm = build(size, acc.device, dtype="bfloat16" if gpu else "float32")
     data, _ = pairs(lmm, args.pairs, size["context"], size["image_size"])
     opt = adamw(lmm.groups, lr=1e-5, fused=gpu)
-    if acc.distributed_type.name == "FSDP":
-        sharding.use_model_units(acc, lmm)
-    if acc.distributed_type.name == "DEEPSPEED":
-        acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = args.pairs
-    scorer, opt = acc.prepare(Scorer(lmm), opt)
-    sharding.register_sharded_methods(scorer)
-    params = [p for g in opt.param_groups for p in g["params"]]
+    scorer, opt, params = sharding.prepare(acc, lmm, Scorer(lmm), opt, micro_batch_size=args.pairs)
     contexts, chosen, rejected = data
     times = []
     reset_peak(acc.device)

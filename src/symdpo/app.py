@@ -14,7 +14,7 @@ message on the page, never as a stack trace.
 from __future__ import annotations
 
 import logging
-import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +155,7 @@ def run_comparison(models: Models, task: str, model_a: str, model_b: str, demos:
         shown, q = check_inputs(task, demos, query)
         predictors = {n: models.get(n) for n in dict.fromkeys(names)}
         rows = compare(predictors, task, shown, q)
-        png = figure(shown, q, rows, Path(png_dir) / f"comparison-{os.getpid()}-{len(os.listdir(png_dir))}.png")
+        png = figure(shown, q, rows, Path(png_dir) / f"comparison-{uuid.uuid4().hex[:12]}.png")
         return markdown(rows), str(png)
     except ValueError as e:
         return f"**Cannot compare:** {e}", None

@@ -112,3 +112,8 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cache_root() -> Path:
+    """Return the folder symdpo keeps its caches in (``SYMDPO_CACHE``, default ``~/.cache/symdpo``)."""
+    return Path(os.environ.get("SYMDPO_CACHE", Path.home() / ".cache" / "symdpo"))

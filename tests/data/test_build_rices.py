@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from symdpo.data.build import image_root_of, read_source
+from symdpo.data.build import open_source
 from symdpo.data.cli import app
 from symdpo.data.options import BuildOptions
 from symdpo.data.recordio import read_records
@@ -32,8 +32,8 @@ def built(tmp_path_factory):
 
 def test_rices_contexts_equal_a_brute_force_cosine_ranking(built) -> None:
     opts = BuildOptions(source="easyvqa", out=built[0])
-    examples = list(read_source(opts))
-    root = image_root_of(opts)
+    examples, root = open_source(opts)
+    examples = list(examples)
     images = sorted({e.image for e in examples})
     feats = dict(zip(images, embed_images(load_retrieval_encoder("tiny-clip"), root, images), strict=True))
     records = list(read_records(built[0]))

@@ -41,29 +41,19 @@ def manifest_path(out: str | Path) -> Path:
     return Path(f"{out}.manifest.json")
 
 
-_HF_READS: dict[tuple, tuple[list, Path]] = {}  # one read of a Hugging Face source per build
+def open_source(opts: BuildOptions) -> tuple[Iterator, Path]:
+    """Return (an iterator over the source's examples, the folder their image paths are relative to)."""
+    if opts.hf_dataset is not None:  # a Hugging Face dataset: its embedded images have a folder of their own
+        from symdpo.data.sources.hf import read_hf
+
+        records, root = read_hf(opts.hf_dataset, opts.source, split=opts.hf_split, image_root=opts.image_root)
+        return _keep_questions(opts, iter(records)), root
+    root = opts.image_root if opts.image_root is not None else easyvqa_root(opts.split)
+    return _keep_questions(opts, _read_files(opts)), root
 
 
-def _read_hf(opts: BuildOptions) -> tuple[list, Path]:
-    """Return (records, image folder) of the build's Hugging Face dataset, read once."""
-    from symdpo.data.sources.hf import read_hf
-
-    key = (opts.hf_dataset, opts.source, opts.hf_split, opts.image_root)
-    if key not in _HF_READS:
-        _HF_READS.clear()
-        _HF_READS[key] = read_hf(opts.hf_dataset, opts.source, split=opts.hf_split, image_root=opts.image_root)
-    return _HF_READS[key]
-
-
-def image_root_of(opts: BuildOptions) -> Path:
-    """Return the folder the records' image paths are relative to."""
-    if opts.hf_dataset is not None:
-        return _read_hf(opts)[1]
-    return opts.image_root if opts.image_root is not None else easyvqa_root(opts.split)
-
-
-def read_source(opts: BuildOptions) -> Iterator:
-    """Return an iterator over the source's examples (VQAExample or CaptionExample)."""
+def _read_files(opts: BuildOptions) -> Iterator:
+    """Return an iterator over the examples of the source's annotation files (VQAExample or CaptionExample)."""
     splits = [s for s in opts.split.split(",") if s]
     readers = {
         "vqav2": lambda: read_vqa(opts.questions, opts.annotations, image_template=opts.image_template),
@@ -73,12 +63,16 @@ def read_source(opts: BuildOptions) -> Iterator:
         "coco": lambda: read_coco(opts.annotations, splits=None if opts.split == "all" else splits),
         "flickr30k": lambda: read_flickr30k(opts.annotations, splits=None if opts.split == "all" else splits),
     }
-    examples = iter(_read_hf(opts)[0]) if opts.hf_dataset is not None else readers[opts.source]()
-    if opts.question_regex:
-        # e.g. "^what" keeps the open questions of easy-VQA (colour, shape), which need the image to answer
-        pattern = re.compile(opts.question_regex)
-        examples = (ex for ex in examples if getattr(ex, "question", None) and pattern.search(ex.question))
-    return examples
+    return readers[opts.source]()
+
+
+def _keep_questions(opts: BuildOptions, examples: Iterator) -> Iterator:
+    """Return the examples whose question matches ``--question-regex`` (all of them without one)."""
+    if not opts.question_regex:
+        return examples
+    # e.g. "^what" keeps the open questions of easy-VQA (colour, shape), which need the image to answer
+    pattern = re.compile(opts.question_regex)
+    return (ex for ex in examples if getattr(ex, "question", None) and pattern.search(ex.question))
 
 
 def check_images(root: Path, images: list[str], opts: BuildOptions, progress: Progress | None) -> dict[str, BadImageError]:
@@ -118,10 +112,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _records(opts: BuildOptions, root: Path, progress: Progress | None, counts: Counter[str],
+def _records(opts: BuildOptions, examples: Iterator, root: Path, progress: Progress | None, counts: Counter[str],
              info: dict) -> tuple[type[Record], Iterator[Record], int]:
     """Return (record type, record iterator, number of queries) after reading and checking the source."""
-    examples = read_source(opts)
     if opts.source in ("coco", "flickr30k"):
         items: list[CaptionExample] = list(examples)
         bad = check_images(root, sorted({ex.image for ex in items}), opts, progress)
@@ -155,10 +148,10 @@ def _records(opts: BuildOptions, root: Path, progress: Progress | None, counts: 
 
 def build(opts: BuildOptions, *, progress: Progress | None = None) -> dict:
     """Build the records described by ``opts``; return the manifest (also written beside the output)."""
-    root = image_root_of(opts)
+    examples, root = open_source(opts)
     counts: Counter[str] = Counter()
     info: dict = {}
-    model, records, n_queries = _records(opts, root, progress, counts, info)
+    model, records, n_queries = _records(opts, examples, root, progress, counts, info)
     fmt = format_of(opts.out)
     total = min(n_queries, opts.max_records) if opts.max_records else n_queries
     n = 0

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from symdpo.atomic import apply_umask, write_text
-from symdpo.data.build import image_root_of, read_source
+from symdpo.data.build import open_source
 from symdpo.data.errors import DataError
 from symdpo.data.options import BuildOptions
 from symdpo.data.paths import resolve_inside
@@ -17,11 +17,12 @@ def export_samples(opts: BuildOptions, out_dir: str | Path, n: int) -> list[tupl
 
     The images are named ``0.png``, ``1.png``, ... (their own extension) and listed in ``samples.tsv``.
     """
-    out_dir, root = Path(out_dir), image_root_of(opts)
+    out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(out_dir, "is a file: give a folder for the samples")
     rows, seen = [], set()
-    for ex in read_source(opts):
+    examples, root = open_source(opts)
+    for ex in examples:
         if ex.image in seen:
             continue
         seen.add(ex.image)

@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from symdpo.atomic import apply_umask
+from symdpo.train.sharding import is_sharded
 
 STEP_DIR = re.compile(r"^step-(\d{8})$")
 
@@ -95,7 +96,7 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, *, model, op
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
     accelerator.wait_for_everyone()
-    if sharded and _is_fsdp(model):
+    if sharded and is_sharded(model):
         _save_dcp(tmp / DCP_DIR, model, optimizer, trainable)  # collective: every process writes its shards
     elif sharded:
         accelerator.save_state(str(tmp / "engine"))  # DeepSpeed; collective too
@@ -122,12 +123,6 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, *, model, op
 
 
 DCP_DIR = "dcp"
-
-
-def _is_fsdp(model: torch.nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
-
-    return any(isinstance(m, FSDPModule) for m in model.modules())
 
 
 def _save_dcp(path: Path, model: torch.nn.Module, optimizer, trainable: dict[str, torch.Tensor]) -> None:

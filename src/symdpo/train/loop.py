@@ -105,7 +105,6 @@ def make_accelerator(cfg: TrainConfig):
     return accelerator
 
 
-
 CONFIG_FILE = "train_config.json"  # the resolved config of the run, beside its checkpoints
 # sections that may change between a run and its --resume: they change neither the data order nor the maths
 RESUMABLE = ("logging", "checkpoint")
@@ -273,13 +272,8 @@ def run(s: Setup, objective: Objective, *, resume: bool = False, on_step: Callab
                       fused=acc.device.type == "cuda")
     scheduler = make_scheduler(cfg, optimizer, s.total_steps)  # not prepared: accelerate would step it per process
     sizes = model_sizes(s)  # before sharding: FSDP and ZeRO-3 leave each process a part of each tensor
-    if acc.distributed_type == DistributedType.FSDP:
-        sharding.use_model_units(acc, s.lmm)
-    if acc.distributed_type == DistributedType.DEEPSPEED:  # no accelerate dataloader tells it the micro-batch
-        acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.data.micro_batch_size
-    scorer, optimizer = acc.prepare(scorer, optimizer)
-    sharding.register_sharded_methods(scorer)
-    params = [p for g in optimizer.param_groups for p in g["params"]]  # sharding may replace the parameters
+    scorer, optimizer, params = sharding.prepare(acc, s.lmm, scorer, optimizer,
+                                                 micro_batch_size=cfg.data.micro_batch_size)
     start = 0
     if acc.is_main_process:
         ckpt.remove_partial(out)

@@ -7,11 +7,11 @@ accelerate prepares FSDP2 (torch's ``fully_shard``) or DeepSpeed for the model; 
   state enables them only for accelerator devices), so a CPU run would test nothing; `enable_fsdp_on_cpu`
   gives the state FSDP with the plugin the launcher described, and FSDP2 then shards over gloo exactly as
   over NCCL (DeepSpeed: `train.loop.make_accelerator` lets accelerate's state take the launch);
-* FSDP's units are the model's (`use_model_units`: ``shard_units`` of the interface), not a class list
-  written into the launch config for one model;
+* `prepare` is accelerate's prepare plus what each engine needs: FSDP's units are the model's
+  (``shard_units`` of the interface), not a class list written into the launch config for one model;
 * a sharded unit gathers its weights around ``forward`` only: a model calling another method of a unit
   (Flamingo's cross-attention computes its media keys/values once per call, outside the block's forward)
-  names it in the unit class's ``sharded_methods``, and `register_sharded_methods` hooks it as well;
+  names it in the unit class's ``sharded_methods``, and `prepare` hooks it as well;
 * the final save needs whole tensors: `unshard_for_save` gathers the full state dict (a collective: every
   process calls it) and puts the full tensors back into the model on the main process.
 """
@@ -46,7 +46,25 @@ def enable_fsdp_on_cpu(accelerator) -> None:
     accelerator.state.fsdp_plugin = plugin
 
 
-def use_model_units(accelerator, lmm) -> None:
+def prepare(accelerator, lmm, scorer: nn.Module, optimizer, *, micro_batch_size: int):
+    """Return (scorer, optimizer, trainable parameters) prepared by accelerate for the launch's engine.
+
+    FSDP shards the model's own units and gathers them for their extra methods too; DeepSpeed is told the
+    micro-batch (no accelerate dataloader tells it). The parameters are taken after preparation: sharding
+    replaces them.
+    """
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP:
+        _use_model_units(accelerator, lmm)
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = micro_batch_size
+    scorer, optimizer = accelerator.prepare(scorer, optimizer)
+    _register_sharded_methods(scorer)
+    return scorer, optimizer, [p for g in optimizer.param_groups for p in g["params"]]
+
+
+def _use_model_units(accelerator, lmm) -> None:
     """Make FSDP's transformer-based wrapping shard the units the model names (``shard_units``), whatever
     model the launch config was written for."""
     from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
@@ -95,7 +113,7 @@ def is_sharded(model: nn.Module) -> bool:
     return any(isinstance(m, FSDPModule) for m in model.modules())
 
 
-def register_sharded_methods(model: nn.Module) -> None:
+def _register_sharded_methods(model: nn.Module) -> None:
     """Let FSDP2 gather a unit's weights for the methods its class names in ``sharded_methods``."""
     from torch.distributed.fsdp import FSDPModule, register_fsdp_forward_method
 
@@ -119,7 +137,7 @@ def gathered(accelerator, model: nn.Module):
 
 def unshard_for_save(model: nn.Module, *, main: bool) -> None:
     """Gather the full weights of a sharded ``model`` (every process calls this) and, on the main process,
-    replace its sharded parameters and buffers by the full tensors, so it saves like an unsharded model.
+    replace its sharded parameters by the full tensors, so it saves like an unsharded model.
 
     The model is not trained further afterwards (its sharding hooks still point at the old shards).
     """

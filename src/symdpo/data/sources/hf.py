@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from symdpo.atomic import cache_root
 from symdpo.data.errors import DataError
 from symdpo.data.sources.fields import Item
 from symdpo.data.sources.types import CaptionExample, VQAExample, derived_question_type, most_frequent
@@ -58,17 +59,8 @@ LAYOUTS = {
 
 
 def default_image_dir() -> Path:
-    """Return the folder embedded images are written to (``SYMDPO_IMAGE_CACHE``, else the user cache)."""
-    base = os.environ.get("SYMDPO_IMAGE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "symdpo" / "images"
-    return Path(base)
-
-
-def is_hf_source(value: str | Path) -> bool:
-    """Return whether ``value`` names a Hugging Face dataset source rather than a JSON file."""
-    p = Path(value)
-    if p.is_dir():
-        return (p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists() or any(p.rglob("*.parquet"))
-    return p.suffix == ".parquet" or (not p.exists() and "/" in str(value) and not str(value).endswith(".json"))
+    """Return the folder embedded images are written to (``SYMDPO_IMAGE_CACHE``, else symdpo's cache's images/)."""
+    return Path(os.environ.get("SYMDPO_IMAGE_CACHE") or cache_root() / "images")
 
 
 def _rows(source: str | Path, split: str | None) -> Iterator[dict[str, Any]]:

@@ -145,11 +145,13 @@ def gguf_as_transformers(directory: str, gguf_file: str | None) -> str:
 
     from safetensors.torch import save_file
 
+    from symdpo.atomic import cache_root
+
     if gguf_file is None:
         raise ValueError("lm_format 'gguf' needs lm_gguf_file")
     src = Path(directory) / gguf_file
     key = hashlib.sha256(f"{src.resolve()}:{src.stat().st_size}:{src.stat().st_mtime_ns}".encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("SYMDPO_CACHE", Path.home() / ".cache" / "symdpo")) / "gguf" / f"{src.stem}-{key}"
+    cache = cache_root() / "gguf" / f"{src.stem}-{key}"
     if not (cache / "config.json").exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache.parent))

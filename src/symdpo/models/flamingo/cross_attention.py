@@ -57,7 +57,7 @@ class GatedCrossAttentionBlock(nn.Module):
     """x + tanh(attn_gate) * xattn(x) followed by x + tanh(ff_gate) * ff(x)."""
 
     # methods called from outside ``forward`` that use the block's weights: a sharding wrapper (FSDP2) must
-    # gather the weights for them too (train/loop.py registers them)
+    # gather the weights for them too (train/sharding.py registers them)
     sharded_methods = ("media_kv",)
 
     def __init__(self, *, dim: int, dim_visual: int, dim_head: int = 64, heads: int = 8, ff_mult: int = 4):

@@ -6,6 +6,8 @@ tokens are scored. ``module`` is the transformers model itself: its parameter na
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 
 import torch
@@ -182,6 +184,11 @@ class HFInterleavedLMM(SharedMethods):
         texts = tok.batch_decode(new, skip_special_tokens=False)
         return [self._strip(t) for t in texts]
 
+    @functools.cached_property
+    def _cache_argument(self) -> str:
+        """The name forward and generate take the KV cache under (``cache`` in newer transformers 5 releases)."""
+        return "cache" if "cache" in inspect.signature(self.hf.forward).parameters else "past_key_values"
+
     def _prefilled(self, inputs: dict, num_beams: int) -> dict:
         """Return generate's inputs continuing from one prefill per context, its KV cache repeated per beam.
 
@@ -191,12 +198,10 @@ class HFInterleavedLMM(SharedMethods):
         positions (Qwen-VL: the model's M-RoPE deltas, kept from the prefill) and the same tokens
         (tests/models/hf/test_hf_generate.py compares with HF's own beam search).
         """
-        import inspect
-
         from transformers import DynamicCache
 
         per_token = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
-        name = "cache" if "cache" in inspect.signature(self.hf.forward).parameters else "past_key_values"
+        name = self._cache_argument
         cache = DynamicCache(config=self.hf.config)
         head = {k: v[:, :-1] if k in per_token else v for k, v in inputs.items()}
         self.hf(**head, **{name: cache}, use_cache=True, logits_to_keep=1)
