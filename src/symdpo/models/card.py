@@ -44,7 +44,10 @@ def render(*, name: str, base: str | None, family: str, train_config: dict[str, 
     meta = {"library_name": "symdpo", "tags": ["symdpo", "multimodal", "in-context-learning", "dpo"]}
     if base:
         meta["base_model"] = base
-    recipe = "SymDPO (DPO on symbol demonstrations)" if "dpo" in train_config else "supervised fine-tuning"
+    # the data says the recipe (DPO trains on preference records, SFT on SFT records); every config has a dpo section
+    record_type = (manifest or {}).get("record_type")
+    recipe = {"preference": "SymDPO (DPO on symbol demonstrations)", "sft": "supervised fine-tuning"}.get(
+        record_type, "fine-tuning")
     return (
         f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n"
         f"# {name}\n\n"
