@@ -83,8 +83,11 @@ def _fill(page, elem: str, text: str) -> None:
 
 
 def _upload(page, elem: str, path: Path) -> None:
-    page.locator(f"#{elem} input[type=file]").set_input_files(str(path))
-    page.locator(f"#{elem}").get_by_text(path.name).first.wait_for(timeout=30000)  # uploaded
+    """Upload one file into a gradio File box; return once the server has it and the box lists its name."""
+    with page.expect_response(lambda r: "/upload" in r.url and r.request.method == "POST", timeout=60000):
+        page.locator(f"#{elem} input[type=file]").set_input_files(str(path))
+    # gradio's file preview labels each row with the original name (the visible text is split in stem/ext spans)
+    page.locator(f'#{elem} [aria-label="{path.name}"]').first.wait_for(timeout=60000)
 
 
 def _compare(page) -> str:
