@@ -8,18 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pair_fixtures import EOC, ctx, mpt_lmm
 
 from symdpo.models.scoring import sequence_logps
-
-EOC = "<|endofchunk|>"
-
-
-def ctx(images, q="what shape is it?", shots=2, prefix=" Short answer:"):
-    """Return an interleaved OpenFlamingo VQA context with ``shots`` demos and the open query."""
-    out = []
-    for i in range(shots):
-        out += [images[i], f"Question:{q}{prefix}blarf{i}{EOC}"]
-    return out + [images[shots], f"Question:{q}{prefix}"]
 
 
 def test_answer_mask_is_exactly_the_answer(lmm, images):
@@ -95,20 +86,6 @@ def _grads(lmm, shared: bool, contexts, chosen, rejected):
     return (c.detach(), r.detach(), nc, nr), [p.grad.clone() for p in params]
 
 
-def _mpt_lmm():
-    """Return a tiny Flamingo on MPT (ALiBi, no position ids: OpenFlamingo-3B's LM family), gates open."""
-    from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
-    from symdpo.models.flamingo.presets import TINY_CLIP, TINY_XATTN
-
-    lm = dict(model_type="mpt", d_model=64, n_heads=4, n_layers=3, max_seq_len=512, vocab_size=512, no_bias=True)
-    m = build_flamingo(FlamingoConfig(lm=lm, tokenizer="tiny", vision=TINY_CLIP, **TINY_XATTN))
-    with torch.no_grad():  # as the `lmm` fixture: closed gates would hide the cross-attention
-        for name, p in m.model.named_parameters():
-            if name.endswith(("attn_gate", "ff_gate")):
-                p.fill_(0.7)
-    return m
-
-
 @pytest.mark.parametrize(("family", "checkpointing", "answers"), [
     ("llama", False, ("red", "zorblat")), ("llama", False, ("a b c d", "x")), ("llama", True, ("a b c d", "x")),
     ("mpt", False, ("a b c d", "x")), ("mpt", True, ("red", "zorblat")),
@@ -119,7 +96,7 @@ def test_shared_prefix_equals_naive(lmm, images, family, checkpointing, answers)
     without gradient checkpointing."""
     from symdpo.models.flamingo.training import set_openflamingo_trainable
 
-    model = lmm if family == "llama" else _mpt_lmm()
+    model = lmm if family == "llama" else mpt_lmm()
     set_openflamingo_trainable(model.model)
     model.model.train()
     if checkpointing:

@@ -177,3 +177,25 @@ def test_eval_split_is_held_out_and_scored(pairs, tmp_path):
     chosen, rejected = pair_logps(final, s.eval_dataset, list(range(8)), batch_size=4, shared_prefix=True)
     assert rows[-1]["eval/logps/chosen"] == pytest.approx(chosen.mean().item(), abs=1e-4)
     assert rows[-1]["eval/logps/rejected"] == pytest.approx(rejected.mean().item(), abs=1e-4)
+
+
+def test_packed_run_follows_the_unpacked_run(pairs, tmp_path):
+    """`data.max_tokens_per_batch` changes the layout only: the same losses and rewards step after step as one
+    pair per row (compared with the unpacked run, itself equal to naive scoring), live reference included."""
+    from symdpo.train.dpo import train_dpo
+
+    runs = {}
+    for packed in (None, 1024):
+        out = tmp_path / f"packed-{packed}"
+        extra = [f"data.max_tokens_per_batch={packed}"] if packed else []
+        train_dpo(tiny_cfg(pairs, out, "dpo.reference=live", "optim.lr=1e-3", "optim.max_steps=3", *extra))
+        runs[packed] = read_metrics(out / "metrics.jsonl")
+    for a, b in zip(runs[None], runs[1024], strict=True):
+        for key in ("loss", "loss/dpo", "loss/sft", "rewards/chosen", "rewards/rejected"):
+            assert a[key] == pytest.approx(b[key], abs=1e-5), (key, a["step"])
+    assert runs[None][-1]["rewards/margins"] != 0  # the steps did update the model
+
+
+def test_packing_needs_the_shared_prefix(pairs, tmp_path):
+    with pytest.raises(ValueError, match="max_tokens_per_batch packs shared-prefix trees"):
+        tiny_cfg(pairs, tmp_path, "data.max_tokens_per_batch=512", "dpo.shared_prefix=false")

@@ -114,8 +114,13 @@ class InterleavedModel(Protocol):
         ...
 
     def pair_logps(self, contexts: list[Context], chosen: list[str], rejected: list[str], *,
-                   shared_prefix: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return chosen and rejected summed log-probs (B,) each and their token counts; ``shared_prefix`` runs the context once."""
+                   shared_prefix: bool = True, max_tokens_per_row: int | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return chosen and rejected summed log-probs (B,) each and their token counts; ``shared_prefix`` runs the context once.
+
+        ``max_tokens_per_row`` packs the pairs into rows of at most that many tokens (models/packing.py); a
+        family that cannot pack raises ValueError naming ``data.max_tokens_per_batch``.
+        """
         ...
 
     def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:

@@ -54,6 +54,9 @@ class DataSection(StrictModel):
     path: Path
     image_root: Path | None = None  # default: the image_root in the data's manifest
     micro_batch_size: int = Field(1, ge=1)  # per process and forward
+    # pack a micro-batch's preference pairs (context + chosen + rejected trees) into rows of at most this many
+    # tokens, with no padding and block-diagonal attention (dpo.shared_prefix); unset: one pair per row
+    max_tokens_per_batch: int | None = Field(None, ge=16)
     global_batch_size: int = Field(8, ge=1)  # per optimiser step, all processes together
     max_records: int | None = Field(None, ge=1)
     shuffle: bool = True
@@ -145,6 +148,8 @@ class TrainConfig(StrictModel):
         if self.data.global_batch_size % self.data.micro_batch_size:
             raise ValueError(f"data.global_batch_size ({self.data.global_batch_size}) is not a multiple of "
                              f"data.micro_batch_size ({self.data.micro_batch_size})")
+        if self.data.max_tokens_per_batch and not self.dpo.shared_prefix:
+            raise ValueError("data.max_tokens_per_batch packs shared-prefix trees: it needs dpo.shared_prefix=true")
         return self
 
     def training_spec(self):

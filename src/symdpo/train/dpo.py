@@ -43,7 +43,8 @@ class DPOObjective:
             return c[indices].to(dev), r[indices].to(dev)
         with torch.no_grad(), self.s.accelerator.autocast():
             c, r, _, _ = self.ref_lmm.pair_logps([e.context for e in examples], [e.chosen for e in examples],
-                                                 [e.rejected for e in examples], shared_prefix=self.d.shared_prefix)
+                                                 [e.rejected for e in examples], shared_prefix=self.d.shared_prefix,
+                                                 max_tokens_per_row=self.cfg.data.max_tokens_per_batch)
         return c.float(), r.float()
 
     def micro_step(self, scorer, indices, totals, world):
@@ -86,7 +87,7 @@ def prepare_reference(cfg: TrainConfig, s: loop.Setup) -> dict:
                      lora=cfg.lora.enabled, policy=cfg.model.policy)
     path = reference_path(s.dataset, fp)
     logps = precompute(s.accelerator, s.lmm, s.dataset, path, batch_size=cfg.dpo.reference_batch_size,
-                       shared_prefix=cfg.dpo.shared_prefix)
+                       shared_prefix=cfg.dpo.shared_prefix, max_tokens_per_row=cfg.data.max_tokens_per_batch)
     return {"ref_logps": logps}
 
 

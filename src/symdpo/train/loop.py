@@ -42,17 +42,18 @@ class Scorer(nn.Module):
     inside it (naive: two copies of each context; shared-prefix: one row per pair under a tree mask).
     """
 
-    def __init__(self, lmm, *, shared_prefix: bool = True):
+    def __init__(self, lmm, *, shared_prefix: bool = True, max_tokens_per_row: int | None = None):
         super().__init__()
         self.model = lmm.module  # registered: the wrapper syncs and shards these parameters
         self._lmm = [lmm]  # a list, so the model (not a Module) is not registered twice
-        self.shared_prefix = shared_prefix
+        self.shared_prefix, self.max_tokens_per_row = shared_prefix, max_tokens_per_row
 
     def forward(self, contexts: list, chosen: list[str], rejected: list[str] | None = None):
         lmm = self._lmm[0]
         if rejected is None:
             return lmm.answer_logps(contexts, chosen)
-        return lmm.pair_logps(contexts, chosen, rejected, shared_prefix=self.shared_prefix)
+        return lmm.pair_logps(contexts, chosen, rejected, shared_prefix=self.shared_prefix,
+                              max_tokens_per_row=self.max_tokens_per_row)
 
 
 class Objective(Protocol):
@@ -267,7 +268,7 @@ def run(s: Setup, objective: Objective, *, resume: bool = False, on_step: Callab
     cfg, acc = s.cfg, s.accelerator
     out = Path(cfg.output_dir)
     sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
-    scorer = Scorer(s.lmm, shared_prefix=cfg.dpo.shared_prefix)
+    scorer = Scorer(s.lmm, shared_prefix=cfg.dpo.shared_prefix, max_tokens_per_row=cfg.data.max_tokens_per_batch)
     optimizer = adamw(s.groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
                       fused=acc.device.type == "cuda")
     scheduler = make_scheduler(cfg, optimizer, s.total_steps)  # not prepared: accelerate would step it per process

@@ -39,14 +39,14 @@ def reference_path(dataset: RecordDataset, fp: str) -> Path:
 
 
 @torch.no_grad()
-def pair_logps(lmm, dataset: RecordDataset, indices: list[int], *, batch_size: int,
-               shared_prefix: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_logps(lmm, dataset: RecordDataset, indices: list[int], *, batch_size: int, shared_prefix: bool,
+               max_tokens_per_row: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (chosen, rejected) summed answer log-probs of records ``indices`` under ``lmm``, as float32 CPU."""
     chosen, rejected = [], []
     for start in range(0, len(indices), batch_size):
         ex = [dataset[i] for i in indices[start:start + batch_size]]
         c, r, _, _ = lmm.pair_logps([e.context for e in ex], [e.chosen for e in ex], [e.rejected for e in ex],
-                                    shared_prefix=shared_prefix)
+                                    shared_prefix=shared_prefix, max_tokens_per_row=max_tokens_per_row)
         chosen.append(c.float().cpu())
         rejected.append(r.float().cpu())
     if not chosen:
@@ -54,8 +54,8 @@ def pair_logps(lmm, dataset: RecordDataset, indices: list[int], *, batch_size: i
     return torch.cat(chosen), torch.cat(rejected)
 
 
-def precompute(accelerator, lmm, dataset: RecordDataset, path: Path, *, batch_size: int,
-               shared_prefix: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def precompute(accelerator, lmm, dataset: RecordDataset, path: Path, *, batch_size: int, shared_prefix: bool,
+               max_tokens_per_row: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (N,) reference log-probs of chosen and rejected for every record, computing them once if absent.
 
     Each process scores a strided share; the main process writes the file atomically; all then read it.
@@ -67,7 +67,8 @@ def precompute(accelerator, lmm, dataset: RecordDataset, path: Path, *, batch_si
         lmm.train(False)  # the reference is the model in inference mode (no dropout)
         mine = list(range(accelerator.process_index, len(dataset), accelerator.num_processes))
         with accelerator.autocast():
-            c, r = pair_logps(lmm, dataset, mine, batch_size=batch_size, shared_prefix=shared_prefix)
+            c, r = pair_logps(lmm, dataset, mine, batch_size=batch_size, shared_prefix=shared_prefix,
+                              max_tokens_per_row=max_tokens_per_row)
         lmm.train(was_training)
         shares = gather_object([(mine, c.tolist(), r.tolist())])
         if accelerator.is_main_process:

@@ -13,6 +13,7 @@ from symdpo.models.flamingo.io import save_flamingo
 from symdpo.models.flamingo.model import Flamingo, position_ids_from_mask
 from symdpo.models.flamingo.tokens import END_OF_CHUNK, IMAGE_TOKEN
 from symdpo.models.interface import Context, ModelInfo, ParamGroup, SharedMethods, TrainingSpec, context_text
+from symdpo.models.packing import TreeRows, kept_logits, pack_tree, packed_logps
 from symdpo.models.prompts import OPENFLAMINGO, PromptFormat, check_kind, check_style
 from symdpo.models.scoring import masked_logps, right_padded, sequence_logps, tree_mask
 
@@ -129,7 +130,8 @@ class FlamingoLMM(SharedMethods):
         return sequence_logps(out.logits, batch.input_ids.to(dev), batch.answer_mask.to(dev))
 
     def pair_logps(
-        self, contexts: list[Context], chosen: list[str], rejected: list[str], *, shared_prefix: bool = True
+        self, contexts: list[Context], chosen: list[str], rejected: list[str], *, shared_prefix: bool = True,
+        max_tokens_per_row: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return summed log-probs of chosen and rejected answers (B,) each, and their token counts (B,) each.
 
@@ -137,7 +139,8 @@ class FlamingoLMM(SharedMethods):
         attention mask: the rejected answer sees the context but not the chosen one, and takes the positions
         the chosen one has. The context (images included) is thus encoded once, in a single forward pass, and
         its gradient gathers both answers' contributions. Otherwise each answer is scored on its own copy of the
-        context (the naive concatenation). Both give the same values and gradients.
+        context (the naive concatenation). ``max_tokens_per_row`` packs the pairs' trees into rows of at most
+        that many tokens, with no padding (models/packing.py). All give the same values and gradients.
         """
         if not shared_prefix:
             logps, counts = self.answer_logps(contexts + contexts, chosen + rejected)
@@ -149,23 +152,49 @@ class FlamingoLMM(SharedMethods):
         rj_ids, rj_mask = right_padded(self.tokenizer, rejected)
         n_ch, n_rj = ch_ids.shape[1], rj_ids.shape[1]
         ctx_mask = batch.attention_mask.bool()
-        input_ids = torch.cat([batch.input_ids, ch_ids, rj_ids], 1)
-        visible = tree_mask(ctx_mask, ch_mask, rj_mask)
-        dtype = next(self.model.lm.parameters()).dtype
-        if torch.is_autocast_enabled(dev.type):
-            dtype = torch.get_autocast_dtype(dev.type)
-        additive = torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)
         start = ctx_mask.sum(1, keepdim=True)  # both answers continue the context's positions
-        positions = torch.cat([position_ids_from_mask(batch.attention_mask), start + torch.arange(n_ch),
-                               start + torch.arange(n_rj)], 1)
-        out = self.model(input_ids.to(dev), additive[:, None].to(dev), media=self.media(batch),
-                         num_images=batch.num_images.to(dev), position_ids=positions.to(dev),
+        tree = TreeRows(torch.cat([batch.input_ids, ch_ids, rj_ids], 1), tree_mask(ctx_mask, ch_mask, rj_mask),
+                        torch.cat([position_ids_from_mask(batch.attention_mask), start + torch.arange(n_ch),
+                                   start + torch.arange(n_rj)], 1), ctx_mask, ch_ids, ch_mask, rj_ids, rj_mask)
+        if max_tokens_per_row:
+            return self._packed_pair_logps(batch, tree, max_tokens_per_row)
+        out = self.model(tree.input_ids.to(dev), self._additive(tree.visible).to(dev), media=self.media(batch),
+                         num_images=batch.num_images.to(dev), position_ids=tree.positions.to(dev),
                          logits_to_keep=1 + n_ch + n_rj)
         logits = out.logits  # columns: last context token, chosen tokens, rejected tokens
         first = logits[:, :1]  # predicts both answers' first token
         c_sum, c_count = masked_logps(torch.cat([first, logits[:, 1:n_ch]], 1), ch_ids.to(dev), ch_mask.to(dev))
         r_sum, r_count = masked_logps(torch.cat([first, logits[:, 1 + n_ch:-1]], 1), rj_ids.to(dev), rj_mask.to(dev))
         return c_sum, r_sum, c_count, r_count
+
+    def _additive(self, visible: torch.Tensor) -> torch.Tensor:
+        """Return the (B, 1, T, T) additive mask of a bool visibility, in the dtype the LM computes in."""
+        dev = self.device
+        dtype = next(self.model.lm.parameters()).dtype
+        if torch.is_autocast_enabled(dev.type):
+            dtype = torch.get_autocast_dtype(dev.type)
+        return torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)[:, None]
+
+    def _packed_pair_logps(self, batch: Batch, tree: TreeRows, max_tokens: int):
+        dev = self.device
+        packed = pack_tree(tree, max_tokens, self.tokenizer.pad_token_id)
+        # each row's images are its pairs' images in order; a token attends to the latest image of its own pair
+        images = [[im for i in row for im in batch.images[i]] for row in packed.rows]
+        media_time = torch.zeros(packed.input_ids.shape, dtype=torch.long)
+        for row in packed.rows:
+            seen = 0
+            for i in row:
+                r, first, n = packed.spans[i]
+                own = (packed.input_ids[r, first:first + n] == self.model.media_token_id).long().cumsum(0)
+                media_time[r, first:first + n] = torch.where(own > 0, own + seen, 0)
+                seen += int(batch.num_images[i])
+        media = self.model.resample(self.image_features([im for row in images for im in row]),
+                                    [len(row) for row in images])
+        out = self.model(packed.input_ids.to(dev), self._additive(packed.visible).to(dev), media=media,
+                         num_images=torch.tensor([len(row) for row in images], device=dev),
+                         media_time=media_time.to(dev), position_ids=packed.positions.to(dev),
+                         logits_to_keep=packed.keep.to(dev))
+        return packed_logps(kept_logits(out.logits, packed), packed)
 
     @torch.no_grad()
     def generate(

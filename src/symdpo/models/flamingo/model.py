@@ -59,6 +59,7 @@ class MediaContext:
     cache_kv: bool = False  # keep each block's media keys/values (generation: media never change)
     checkpoint: bool = False
     text_time: torch.Tensor | None = None  # (B, T) set per LM call from its input_ids
+    fixed_time: torch.Tensor | None = None  # (B, T) given by the caller instead (packed rows: per-pair images)
     kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     def expand(self, repeats: int) -> None:
@@ -175,13 +176,18 @@ class Flamingo(nn.Module):
 
     # ---- conditioning -----------------------------------------------------------------------------------
     @contextmanager
-    def conditioned(self, media: torch.Tensor, num_images: torch.Tensor, offset: torch.Tensor | None = None, *, cache_kv: bool = False):
-        """Within the block, LM calls cross-attend to ``media``; ``offset`` (B,) counts images already seen."""
+    def conditioned(self, media: torch.Tensor, num_images: torch.Tensor, offset: torch.Tensor | None = None, *,
+                    cache_kv: bool = False, media_time: torch.Tensor | None = None):
+        """Within the block, LM calls cross-attend to ``media``; ``offset`` (B,) counts images already seen.
+
+        ``media_time`` (B, T) fixes the 1-based image each token attends to (0: none) instead of counting the
+        ``<image>`` tokens of the row (a packed row: text before a pair's first image sees no earlier pair's).
+        """
         if offset is None:
             offset = torch.zeros_like(num_images)
         self._ctx = MediaContext(
             media=media, num_images=num_images, offset=offset.clone(), cache_kv=cache_kv,
-            checkpoint=self.gradient_checkpointing and self.training,
+            checkpoint=self.gradient_checkpointing and self.training, fixed_time=media_time,
         )
         try:
             yield self._ctx
@@ -195,6 +201,9 @@ class Flamingo(nn.Module):
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         if input_ids is None:
             raise ValueError("Flamingo needs input_ids (not inputs_embeds) to locate <image> tokens")
+        if ctx.fixed_time is not None:
+            ctx.text_time = ctx.fixed_time
+            return None
         is_media = input_ids == self.media_token_id
         # each token attends to the latest <image> at or before it; a surplus <image> (e.g. generated) keeps
         # the last real one rather than pointing at a zero-padded slot
@@ -227,15 +236,18 @@ class Flamingo(nn.Module):
         media: torch.Tensor | None = None,
         num_images: torch.Tensor | None = None,
         media_offset: torch.Tensor | None = None,
+        media_time: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         past_key_values=None,
         use_cache: bool = False,
-        logits_to_keep: int = 0,
+        logits_to_keep: int | torch.Tensor = 0,
     ) -> CausalLMOutputWithPast:
         """Return the LM output (logits, cache) for ``input_ids`` (B, T) cross-attending to ``media``.
 
         ``media`` (B, T_img, n, Dv) comes from `resample`; ``num_images`` (B,) real images per row;
-        ``media_offset`` (B,) images that precede these tokens in an earlier, cached call.
+        ``media_offset`` (B,) images that precede these tokens in an earlier, cached call; ``media_time`` (B, T)
+        the image each token attends to, where the caller knows better than counting (packed rows).
+        ``logits_to_keep``: the last N columns, or a (K,) tensor of columns (the LM may return all of them).
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -253,7 +265,7 @@ class Flamingo(nn.Module):
                 return self.lm(**kwargs)
             if num_images is None:
                 num_images = torch.full((input_ids.shape[0],), media.shape[1], device=input_ids.device)
-            with self.conditioned(media, num_images, media_offset):
+            with self.conditioned(media, num_images, media_offset, media_time=media_time):
                 return self.lm(**kwargs)
 
     def gradient_checkpointing_enable(self) -> None:
@@ -331,6 +343,6 @@ def _lm_kwargs(lm: nn.Module, *, logits_to_keep: int = 0, position_ids=None, pas
     kwargs[_cache_name(lm)] = past_key_values
     if "position_ids" in params:
         kwargs["position_ids"] = position_ids
-    if logits_to_keep and "logits_to_keep" in params:
+    if (isinstance(logits_to_keep, torch.Tensor) or logits_to_keep) and "logits_to_keep" in params:
         kwargs["logits_to_keep"] = logits_to_keep
     return kwargs

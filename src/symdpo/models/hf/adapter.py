@@ -20,6 +20,7 @@ from symdpo.models.hf.inputs import Batch, Encoder
 from symdpo.models.hf.io import save_hf
 from symdpo.models.interface import Context, LoraSpec, ModelInfo, ParamGroup, SharedMethods, TrainingSpec
 from symdpo.models.lora import lora_size, merge_lora
+from symdpo.models.packing import TreeRows, kept_logits, pack_tree, packed_logps
 from symdpo.models.prompts import AGNOSTIC_END, OPENFLAMINGO, PromptFormat, check_kind, check_style
 from symdpo.models.scoring import sequence_logps
 
@@ -105,7 +106,8 @@ class HFInterleavedLMM(SharedMethods):
         return sequence_logps(logits, batch.input_ids.to(logits.device), batch.answer_mask.to(logits.device))
 
     def pair_logps(
-        self, contexts: list[Context], chosen: list[str], rejected: list[str], *, shared_prefix: bool = True
+        self, contexts: list[Context], chosen: list[str], rejected: list[str], *, shared_prefix: bool = True,
+        max_tokens_per_row: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return summed log-probs of chosen and rejected answers (B,) each, and their token counts (B,) each.
 
@@ -114,15 +116,20 @@ class HFInterleavedLMM(SharedMethods):
         the positions that follow the context (Qwen-VL: its M-RoPE positions for the context, text positions
         after it; IDEFICS: every answer token attends to the context's last image, the processor's rule). The
         context and its images are encoded once. Otherwise each answer is scored on its own copy of the
-        context. Both give the same values and gradients (tests/models/hf/test_hf_shared_prefix.py).
+        context. ``max_tokens_per_row`` packs the pairs' trees into rows of at most that many tokens, with no
+        padding (models/packing.py). All give the same values and gradients (tests/models/hf/test_hf_shared_prefix.py,
+        tests/train/test_packing.py).
         """
         if not shared_prefix:
             logps, counts = self.answer_logps(contexts + contexts, chosen + rejected)
             b = len(contexts)
             return logps[:b], logps[b:], counts[:b], counts[b:]
-        return self._tree_pair_logps(contexts, chosen, rejected)
+        if max_tokens_per_row and self.spec.pack is None:
+            raise ValueError(f"{self.family}: packing (data.max_tokens_per_batch) is not available for this family "
+                             "(its processor ties each token to a row's image order); leave it unset")
+        return self._tree_pair_logps(contexts, chosen, rejected, max_tokens_per_row)
 
-    def _tree_pair_logps(self, contexts, chosen, rejected):
+    def _tree_pair_logps(self, contexts, chosen, rejected, max_tokens_per_row=None):
         from symdpo.models.scoring import masked_logps, pad_right, tree_mask
 
         enc = self.encoder
@@ -132,19 +139,31 @@ class HFInterleavedLMM(SharedMethods):
         ch_ids, ch_mask = pad_right(ch, self.tokenizer.pad_token_id)
         rj_ids, rj_mask = pad_right(rj, self.tokenizer.pad_token_id)
         n_ch, n_rj = ch_ids.shape[1], rj_ids.shape[1]
-        input_ids = torch.cat([ctx.input_ids, ch_ids, rj_ids], 1)
-        extras = self.spec.collate(ctx.row_extras, input_ids, self.processor)  # image masks / token types of the row
         positions = (self.spec.positions or _text_positions)(self.hf, ctx, (n_ch, n_rj))
+        tree = TreeRows(torch.cat([ctx.input_ids, ch_ids, rj_ids], 1), tree_mask(ctx.attention_mask, ch_mask, rj_mask),
+                        positions, ctx.attention_mask.bool(), ch_ids, ch_mask, rj_ids, rj_mask)
+        packed = None
+        if max_tokens_per_row:
+            packed = pack_tree(tree, max_tokens_per_row, self.tokenizer.pad_token_id)
+            row_extras = [self.spec.pack([ctx.row_extras[i] for i in row]) for row in packed.rows]
+            input_ids, visible, positions = packed.input_ids, packed.visible, packed.positions
+            keep = packed.keep
+        else:
+            row_extras, input_ids, visible = ctx.row_extras, tree.input_ids, tree.visible
+            keep = 1 + n_ch + n_rj  # columns: the context's last token, the chosen tokens, the rejected tokens
+        extras = self.spec.collate(row_extras, input_ids, self.processor)  # image masks / token types of the rows
         dev = self.device
         dtype = next(self.hf.parameters()).dtype
         if torch.is_autocast_enabled(dev.type):
             dtype = torch.get_autocast_dtype(dev.type)
-        visible = tree_mask(ctx.attention_mask, ch_mask, rj_mask)
         attention = (self.spec.tree_attention or _additive)(self.hf, visible, positions, input_ids, dtype)
         attention = {k: v.to(dev) for k, v in attention.items()} if isinstance(attention, dict) else attention.to(dev)
         inputs = {"input_ids": input_ids.to(dev), "attention_mask": attention,
                   "position_ids": positions.to(dev), **{k: v.to(dev) for k, v in extras.items()}}
-        logits = self.hf(**self._cast_pixels(inputs), use_cache=False, logits_to_keep=1 + n_ch + n_rj).logits
+        keep = keep.to(dev) if isinstance(keep, torch.Tensor) else keep
+        logits = self.hf(**self._cast_pixels(inputs), use_cache=False, logits_to_keep=keep).logits
+        if packed is not None:
+            return packed_logps(kept_logits(logits, packed), packed)
         first = logits[:, :1]  # the context's last token predicts both answers' first token
         c_sum, c_n = masked_logps(torch.cat([first, logits[:, 1:n_ch]], 1), ch_ids.to(dev), ch_mask.to(dev))
         r_sum, r_n = masked_logps(torch.cat([first, logits[:, 1 + n_ch:-1]], 1), rj_ids.to(dev), rj_mask.to(dev))

@@ -49,6 +49,7 @@ class Family:
     new_tokens: tuple[str, ...] = ()  # modules holding the embeddings of tokens the family added (trained)
     image_cache: bool = False  # processor and vision outputs stack images by rows: evaluation caches them (image_cache.py)
     prefill_once: bool = False  # beam search may continue from one prefill per context (tested equal to HF's own)
+    pack: Callable | None = None  # (pairs' image tensors) -> one packed row's; None: the family cannot pack
 
 
 def get_path(module: torch.nn.Module, path: str) -> torch.nn.Module:
@@ -142,6 +143,27 @@ def collate_qwen2_vl(rows: list[dict], input_ids: torch.Tensor, processor) -> di
     return out
 
 
+# ---- packing: the image tensors of several pairs as one row's (models/packing.py) -----------------------------
+def pack_flat(rows: list[dict]) -> dict:
+    """Return the pairs' patches (and grids) concatenated in order (Qwen-VL, Gemma 3: images stack by image)."""
+    out = {}
+    for key in ("pixel_values", "image_grid_thw"):
+        parts = [r[key] for r in rows if key in r]
+        if parts:
+            out[key] = torch.cat(parts)
+    if any("mm_token_type_ids" in r for r in rows):
+        out["mm_token_type_ids"] = None  # present: the collation rebuilds it from the packed ids
+    return out
+
+
+def pack_nested(rows: list[dict]) -> dict:
+    """Return the pairs' (1, N, ...) images and pixel masks joined along the image axis (Idefics2/3)."""
+    with_images = [r for r in rows if "pixel_values" in r]
+    if not with_images:
+        return {}
+    return {k: torch.cat([r[k] for r in with_images], 1) for k in ("pixel_values", "pixel_attention_mask")}
+
+
 # ---- positions of a shared-context row (context, then both answers from the same position) -------------------
 def text_positions(hf, ctx, widths: tuple[int, int]) -> torch.Tensor:
     """Return (B, T) 1-D positions: the context's from its padding mask, each answer continuing the context."""
@@ -203,27 +225,29 @@ FAMILIES: dict[str, Family] = {
         Family("idefics3", ("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"), "Idefics3Processor",
                "Idefics3ImageProcessorPil", "<image>", "<image>", ("<end_of_utterance>",), "lora",
                ("q_proj", "k_proj", "v_proj", "o_proj"), "model.vision_model", ("model.connector",), (),
-               "model.text_model", _encode_with("<image>", nested=True), collate_idefics3, prefill_once=True),
+               "model.text_model", _encode_with("<image>", nested=True), collate_idefics3, prefill_once=True,
+               pack=pack_nested),
         Family("qwen2_vl", ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration"),
                "Qwen2VLProcessor", "Qwen2VLImageProcessorPil", "<|image_pad|>",
                "<|vision_start|><|image_pad|><|vision_end|>", ("<|im_end|>",), "lora",
                ("q_proj", "k_proj", "v_proj", "o_proj"), "model.visual", ("model.visual.merger",), (),
                "model.language_model", _encode_with("<|vision_start|><|image_pad|><|vision_end|>", nested=False),
-               collate_qwen2_vl, positions=mrope_positions, image_cache=True, prefill_once=True),
+               collate_qwen2_vl, positions=mrope_positions, image_cache=True, prefill_once=True, pack=pack_flat),
         Family("idefics2", ("Idefics2ForConditionalGeneration",), "Idefics2Processor", "Idefics2ImageProcessorPil",
                "<image>", "<image>", ("<end_of_utterance>",), "lora", ("q_proj", "k_proj", "v_proj", "o_proj"),
                "model.vision_model", ("model.connector",), (), "model.text_model",
-               _encode_with("<image>", nested=True), collate_idefics3, prefill_once=True),
+               _encode_with("<image>", nested=True), collate_idefics3, prefill_once=True, pack=pack_nested),
         Family("qwen3_vl", ("Qwen3VLForConditionalGeneration",), "Qwen3VLProcessor", "Qwen2VLImageProcessorPil",
                "<|image_pad|>", "<|vision_start|><|image_pad|><|vision_end|>", ("<|im_end|>",), "lora",
                ("q_proj", "k_proj", "v_proj", "o_proj"), "model.visual",
                ("model.visual.merger", "model.visual.deepstack_merger_list"), (), "model.language_model",
                _encode_with("<|vision_start|><|image_pad|><|vision_end|>", nested=False), collate_qwen2_vl,
-               positions=mrope_positions, image_cache=True, prefill_once=True),
+               positions=mrope_positions, image_cache=True, prefill_once=True, pack=pack_flat),
         Family("gemma3", ("Gemma3ForConditionalGeneration",), "Gemma3Processor", "Gemma3ImageProcessorPil",
                "<image_soft_token>", "<start_of_image>", ("<end_of_turn>",), "lora", ("q_proj", "k_proj", "v_proj", "o_proj"),
                "model.vision_tower", ("model.multi_modal_projector",), (), "model.language_model",
-               _encode_with("<start_of_image>", nested=True), collate_gemma3, tree_attention=gemma3_tree_attention),
+               _encode_with("<start_of_image>", nested=True), collate_gemma3, tree_attention=gemma3_tree_attention,
+               pack=pack_flat),
     ]
 }
 
