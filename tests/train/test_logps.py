@@ -116,3 +116,23 @@ def test_shared_prefix_equals_naive(lmm, images, family, checkpointing, answers)
     assert any(g.abs().sum() > 0 for g in g_shared)
     for gs, gn in zip(g_shared, g_naive, strict=True):
         torch.testing.assert_close(gs, gn, atol=1e-5, rtol=1e-5)
+
+
+def test_logits_are_computed_at_answer_columns_only(lmm, images, monkeypatch):
+    """Training's scoring asks the LM for the logits of the answer-predicting columns, not the whole row's."""
+    contexts, answers = [ctx(images, shots=1), ctx(images, shots=3)], ["circle" + EOC, "zorblat" + EOC]
+    widths = []
+    forward = lmm.model.lm.forward
+
+    def recording(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        widths.append(out.logits.shape[1])
+        return out
+
+    monkeypatch.setattr(lmm.model.lm, "forward", recording)
+    lmm.answer_logps(contexts, answers)
+    lmm.pair_logps(contexts, answers, ["red" + EOC, "x" + EOC])
+    longest = max(lmm.answer_token_counts(answers))
+    full = lmm.tokenize(contexts, answers).input_ids.shape[1]
+    assert widths[0] == longest + 1 < full // 4
+    assert widths[1] == 1 + longest + max(lmm.answer_token_counts(["red" + EOC, "x" + EOC]))

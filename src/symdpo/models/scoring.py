@@ -13,6 +13,14 @@ def sequence_logps(logits: torch.Tensor, input_ids: torch.Tensor, answer_mask: t
     return masked_logps(logits[:, :-1], input_ids[:, 1:], answer_mask[:, 1:])
 
 
+def answer_suffix(answer_mask: torch.Tensor) -> int:
+    """Return how many last columns of a left-padded batch hold every answer token and the token before each.
+
+    Answers are appended after the context, so the logits of those columns are the only ones scoring needs.
+    """
+    return int(answer_mask.sum(1).max()) + 1
+
+
 def masked_logps(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (B,) summed log-probs of ``labels`` where ``mask`` is True, and (B,) their counts.
 

@@ -50,7 +50,8 @@ def test_only_answer_positions_count(lmm, monkeypatch):
     def scrambled(*args, **kwargs):
         out = forward(*args, **kwargs)
         noise = torch.randn_like(out.logits) * 100
-        out.logits = torch.where(predicts_answer[..., None], out.logits, noise)
+        kept = predicts_answer[:, -out.logits.shape[1]:]  # scoring may ask for the answer columns only
+        out.logits = torch.where(kept[..., None], out.logits, noise)
         return out
 
     monkeypatch.setattr(lmm.hf, "forward", scrambled)

@@ -15,7 +15,7 @@ from symdpo.models.flamingo.tokens import END_OF_CHUNK, IMAGE_TOKEN
 from symdpo.models.interface import Context, ModelInfo, ParamGroup, SharedMethods, TrainingSpec, context_text
 from symdpo.models.packing import TreeRows, kept_logits, pack_tree, packed_logps
 from symdpo.models.prompts import OPENFLAMINGO, PromptFormat, check_kind, check_style
-from symdpo.models.scoring import masked_logps, right_padded, sequence_logps, tree_mask
+from symdpo.models.scoring import answer_suffix, masked_logps, right_padded, sequence_logps, tree_mask
 
 
 @dataclass
@@ -123,11 +123,12 @@ class FlamingoLMM(SharedMethods):
         """
         batch = self.tokenize(contexts, answers)
         dev = self.device
+        k = answer_suffix(batch.answer_mask)  # logits only where they score an answer token
         out = self.model(
             batch.input_ids.to(dev), batch.attention_mask.to(dev),
-            media=self.media(batch), num_images=batch.num_images.to(dev),
+            media=self.media(batch), num_images=batch.num_images.to(dev), logits_to_keep=k,
         )
-        return sequence_logps(out.logits, batch.input_ids.to(dev), batch.answer_mask.to(dev))
+        return sequence_logps(out.logits[:, -k:], batch.input_ids[:, -k:].to(dev), batch.answer_mask[:, -k:].to(dev))
 
     def pair_logps(
         self, contexts: list[Context], chosen: list[str], rejected: list[str], *, shared_prefix: bool = True,

@@ -22,7 +22,7 @@ from symdpo.models.interface import Context, LoraSpec, ModelInfo, ParamGroup, Sh
 from symdpo.models.lora import lora_size, merge_lora
 from symdpo.models.packing import TreeRows, kept_logits, pack_tree, packed_logps
 from symdpo.models.prompts import AGNOSTIC_END, OPENFLAMINGO, PromptFormat, check_kind, check_style
-from symdpo.models.scoring import sequence_logps
+from symdpo.models.scoring import answer_suffix, sequence_logps
 
 
 def model_max_length(hf) -> int:
@@ -85,9 +85,6 @@ class HFInterleavedLMM(SharedMethods):
         """Return the left-padded batch of ``contexts`` (+ ``answers``, tokenized alone) with its image inputs."""
         return self.encoder.batch(contexts, answers, reserve=reserve)
 
-    def _forward(self, batch: Batch) -> torch.Tensor:
-        inputs = batch.model_inputs(self.device)
-        return self.hf(**self._cast_pixels(inputs), use_cache=False).logits
 
     def _cast_pixels(self, inputs: dict) -> dict:
         """Return ``inputs`` with the pixels in the model's dtype (processors give float32; a bf16 model wants bf16)."""
@@ -102,8 +99,11 @@ class HFInterleavedLMM(SharedMethods):
         Differentiable (used by training); only answer tokens count: never padding, prompt or image tokens.
         """
         batch = self.tokenize(contexts, answers)
-        logits = self._forward(batch)
-        return sequence_logps(logits, batch.input_ids.to(logits.device), batch.answer_mask.to(logits.device))
+        k = answer_suffix(batch.answer_mask)  # logits only where they score an answer token
+        inputs = self._cast_pixels(batch.model_inputs(self.device))
+        logits = self.hf(**inputs, use_cache=False, logits_to_keep=k).logits[:, -k:]
+        dev = logits.device
+        return sequence_logps(logits, batch.input_ids[:, -k:].to(dev), batch.answer_mask[:, -k:].to(dev))
 
     def pair_logps(
         self, contexts: list[Context], chosen: list[str], rejected: list[str], *, shared_prefix: bool = True,
