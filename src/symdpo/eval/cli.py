@@ -118,6 +118,8 @@ def run(
     rank: int = typer.Option(None, help="this process's shard (default: from accelerate / WORLD_SIZE)"),
     world_size: int = typer.Option(None, help="number of shards"),
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's; 1 is often faster on a busy CPU)"),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model's layers (dynamic shapes; "
+                                 "worth it on a GPU for long runs, the first batches pay the compilation)"),
     progress: bool = typer.Option(True),
     stop_after: int = typer.Option(None, hidden=True, help="stop after writing this many rows (resume tests)"),
 ) -> None:
@@ -175,6 +177,10 @@ def run(
         torch.set_num_threads(threads)
     shard = current_shard(rank, world_size)
     lmm, info = _load_model(model, dtype, device or (str(shard.state.device) if shard.state else None))
+    if compile:
+        from symdpo.models.compiled import compile_layers
+
+        compile_layers(lmm)
     stats = run_eval(config, lmm, out, model_info=info, rank=shard.rank, world=shard.world,
                      stop_after=stop_after, progress=progress)
     typer.echo(f"rank {shard.rank}/{shard.world}: {stats.written} new predictions, {stats.skipped} already done, "

@@ -129,6 +129,7 @@ class TrainConfig(StrictModel):
     output_dir: Path
     seed: int = 0
     precision: Literal["no", "bf16", "fp16"] = "no"  # accelerate mixed precision (autocast)
+    compile: bool = False  # torch.compile each repeated layer, dynamic shapes (models/compiled.py)
     model: ModelSection
     lora: LoraSection = LoraSection()
     data: DataSection

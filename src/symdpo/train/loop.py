@@ -273,6 +273,10 @@ def run(s: Setup, objective: Objective, *, resume: bool = False, on_step: Callab
                       fused=acc.device.type == "cuda")
     scheduler = make_scheduler(cfg, optimizer, s.total_steps)  # not prepared: accelerate would step it per process
     sizes = model_sizes(s)  # before sharding: FSDP and ZeRO-3 leave each process a part of each tensor
+    if cfg.compile:  # per layer, before the wrappers (FSDP2 shards the compiled layers as they are)
+        from symdpo.models.compiled import compile_layers
+
+        compile_layers(s.lmm)
     scorer, optimizer, params = sharding.prepare(acc, s.lmm, scorer, optimizer,
                                                  micro_batch_size=cfg.data.micro_batch_size)
     start = 0
