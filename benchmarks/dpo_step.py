@@ -138,12 +138,12 @@ def pad_to_length(lmm, context: list, tokens: int) -> None:
         context[1] = " ".join(words[i % len(words)] for i in range(extra)) + " " + text
 
 
-def step(lmm, opt, data, *, shared: bool, ref=None):
-    """Run one DPO+SFT optimiser step (reference log-probs precomputed unless ``ref`` is given)."""
+def step(lmm, opt, data, *, shared: bool, ref=None, pack: int | None = None):
+    """Run one DPO+SFT optimiser step (reference log-probs precomputed unless ``ref`` is given; ``pack``: row budget)."""
     from symdpo.train.losses import preference_loss
 
     contexts, chosen, rejected = data[:3]
-    pc, pr, nc, _ = lmm.pair_logps(contexts, chosen, rejected, shared_prefix=shared)
+    pc, pr, nc, _ = lmm.pair_logps(contexts, chosen, rejected, shared_prefix=shared, max_tokens_per_row=pack)
     if ref is None:
         rc, rr = pc.detach() - 0.1, pr.detach() + 0.1  # stands for the stored reference log-probs
     else:
