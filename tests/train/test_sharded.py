@@ -113,6 +113,30 @@ def test_two_processes_match_one(pairs, tmp_root, tmp_path, config, model):
         torch.testing.assert_close(w2[k], w1[k], atol=1e-4 if expected == "DEEPSPEED" else 1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("model", ["tiny", pytest.param("tiny-qwen2-vl", marks=pytest.mark.ci)])
+def test_ram_efficient_loading_builds_other_processes_on_meta(pairs, tmp_root, tmp_path, model):
+    """`fsdp_cpu_ram_efficient_loading: true`: the second process builds no weights of its own, receives the
+    main process's when sharded, and the run still equals the one-process run. The data is a fresh copy, so
+    the reference log-probs are computed in this run, by the one process that has weights before sharding."""
+    one = _one_process(pairs, tmp_root, model, 4)
+    two = tmp_path / "two"
+    data = tmp_path / "data" / pairs.name
+    data.parent.mkdir()
+    for f in (pairs, pairs.with_name(f"{pairs.name}.manifest.json")):
+        shutil.copy(f, data.parent / f.name)
+    r = subprocess.run([*_launch("fsdp.yaml"), "--fsdp_cpu_ram_efficient_loading", "true",
+                        *_train(data, two, model, 4)], env=ENV, capture_output=True, text=True, timeout=400, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "process 1: parameters built on the meta device" in r.stderr
+    assert "process 0: parameters built" not in r.stderr
+    for a, b in zip(read_metrics(one / "metrics.jsonl"), read_metrics(two / "metrics.jsonl"), strict=True):
+        for key in METRICS:
+            assert a[key] == pytest.approx(b[key], abs=1e-5), (key, a["step"])
+    w1, w2 = _weights(one), _weights(two)
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], atol=1e-5, rtol=0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["fsdp.yaml", pytest.param("deepspeed_zero3.yaml", marks=pytest.mark.ci)])
 def test_kill9_then_resume(pairs, tmp_root, tmp_path, config):

@@ -65,7 +65,12 @@ def precompute(accelerator, lmm, dataset: RecordDataset, path: Path, *, batch_si
     if not path.is_file():
         was_training = lmm.module.training
         lmm.train(False)  # the reference is the model in inference mode (no dropout)
-        mine = list(range(accelerator.process_index, len(dataset), accelerator.num_processes))
+        # processes holding weights split the records (under FSDP's RAM-efficient loading only the main
+        # process has them before sharding)
+        has = gather_object([not any(p.is_meta for p in lmm.module.parameters())])
+        workers = [i for i, h in enumerate(has) if h]
+        rank = accelerator.process_index
+        mine = list(range(workers.index(rank), len(dataset), len(workers))) if rank in workers else []
         with accelerator.autocast():
             c, r = pair_logps(lmm, dataset, mine, batch_size=batch_size, shared_prefix=shared_prefix,
                               max_tokens_per_row=max_tokens_per_row)

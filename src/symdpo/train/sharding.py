@@ -19,6 +19,7 @@ accelerate prepares FSDP2 (torch's ``fully_shard``) or DeepSpeed for the model; 
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 
 from torch import nn
@@ -80,13 +81,29 @@ def _use_model_units(accelerator, lmm) -> None:
 
 @contextmanager
 def model_loading(accelerator):
-    """Return a context for loading the model: with DeepSpeed ZeRO-3 and ``zero3_init_flag: false`` the
-    model is built whole on every process and partitioned when prepared, as the flag says.
+    """Return a context for loading the model as the launch's engine wants it built.
 
-    accelerate registers its DeepSpeed config with transformers whatever the flag, and transformers then
-    builds every model under ``deepspeed.zero.Init``: a model built from a config gets other random weights
-    than without DeepSpeed, and our strict checkpoint loading meets partitioned (empty) tensors.
+    FSDP with ``fsdp_cpu_ram_efficient_loading: true``: only the main process materialises the weights; the
+    others build the parameters on the meta device (buffers stay real: the non-persistent ones, such as rotary
+    frequencies, are in no state dict) and get the main process's weights when `prepare` shards the model
+    (accelerate's ``fsdp2_load_full_state_dict``), so a large preset needs one full copy per node, not one
+    per GPU.
+
+    DeepSpeed ZeRO-3 with ``zero3_init_flag: false``: the model is built whole on every process and
+    partitioned when prepared, as the flag says. accelerate registers its DeepSpeed config with transformers
+    whatever the flag, and transformers then builds every model under ``deepspeed.zero.Init``: a model built
+    from a config gets other random weights than without DeepSpeed, and our strict checkpoint loading meets
+    partitioned (empty) tensors.
     """
+    fsdp = getattr(accelerator.state, "fsdp_plugin", None)
+    if fsdp is not None and fsdp.cpu_ram_efficient_loading and not accelerator.is_main_process:
+        from accelerate import init_empty_weights
+
+        with init_empty_weights(include_buffers=False):
+            yield
+        print(f"process {accelerator.process_index}: parameters built on the meta device (cpu_ram_efficient_loading); "
+              "the main process's weights come when the model is sharded", file=sys.stderr, flush=True)
+        return
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if plugin is None or plugin.zero_stage != 3 or plugin.zero3_init_flag:
         yield

@@ -74,9 +74,11 @@ class NewTokenRows(nn.Module):
         super().__init__()
         embedding = lm.get_input_embeddings()
         weight = embedding.weight
-        self.register_buffer("ids", torch.tensor(ids, device=weight.device), persistent=False)
-        slot = torch.full((weight.shape[0],), -1, dtype=torch.long, device=weight.device)
-        slot[self.ids] = torch.arange(len(ids), device=weight.device)
+        # index buffers are real even when the weights are still on the meta device (sharded loading)
+        dev = torch.device("cpu") if weight.is_meta else weight.device
+        self.register_buffer("ids", torch.tensor(ids, device=dev), persistent=False)
+        slot = torch.full((weight.shape[0],), -1, dtype=torch.long, device=dev)
+        slot[self.ids] = torch.arange(len(ids), device=dev)
         self.register_buffer("slot", slot, persistent=False)  # token id -> row of `rows`, or -1
         self.rows = nn.Parameter(weight.detach()[self.ids].clone())
         self._embedding = [embedding]  # a list: not registered twice; its weight is looked up when used, as a
