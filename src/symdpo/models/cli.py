@@ -93,3 +93,26 @@ def info(model: str = typer.Argument(..., help="preset name or model directory")
                f"default policy {about.default_policy!r}")
     typer.echo("  parts: " + ", ".join(f"{k} {v:,}" for k, v in about.parts.items()))
     typer.echo(f"  prompts: {about.prompt_style} style, answers end with {about.end_of_chunk!r}")
+
+
+@app.command("memory")
+def memory(model: str = typer.Argument(..., help="preset name or model directory"),
+           gpus: str = typer.Option("1,2,4,8", help="GPU counts, comma-separated"),
+           gpu_memory: str = typer.Option("24,40,80,141", help="GPU memory sizes in GiB for the 'fewest GPUs' line")) -> None:
+    """Print the model-state memory per GPU of training ``model`` under DDP, ZeRO-2 and FSDP / ZeRO-3 (by calculation)."""
+    from symdpo.errors import UsageError
+    from symdpo.models.memory import ENGINE_NAMES, ENGINES, fewest_gpus, meta_counts, states_gib
+
+    try:
+        counts, sizes = [int(g) for g in gpus.split(",")], [float(m) for m in gpu_memory.split(",")]
+    except ValueError:
+        raise UsageError("--gpus and --gpu-memory take comma-separated numbers, e.g. --gpus 1,2,4,8") from None
+    c = meta_counts(model)
+    typer.echo(f"{model}: {c.total / 1e9:.2f} B parameters, {c.trainable / 1e9:.3f} B trainable under its default "
+               f"policy; model states per GPU in GiB (bf16 frozen, fp32 trainable + gradients + AdamW; activations extra)")
+    typer.echo(f"{'engine':<24}" + "".join(f"{f'{n} GPU' + ('s' if n > 1 else ''):>10}" for n in counts))
+    for e in ENGINES:
+        typer.echo(f"{ENGINE_NAMES[e]:<24}" + "".join(f"{states_gib(c, n, e):10.1f}" for n in counts))
+    for gib in sizes:
+        fit = [f"{ENGINE_NAMES[e]} {n}" for e in ENGINES for n in [fewest_gpus(c, e, gib) or 'none']]
+        typer.echo(f"fewest {gib:g} GiB GPUs (states within 80%): " + ", ".join(fit))

