@@ -41,21 +41,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import dpo_step_gpu as gpu  # noqa: E402
-from dpo_step import step  # noqa: E402
+from dpo_step import EOC, step  # noqa: E402
 
 
 def varied_pairs(lmm, n: int, context: int, image_size: int):
     """Return n pairs with contexts from ``context / 4`` to ``context`` tokens, and their pair tokens."""
     lengths = [context] if n == 1 else [context // 4 + (context - context // 4) * k // (n - 1) for k in range(n)]
-    parts = [gpu.pairs(lmm, 1, length, image_size, seed=k) for k, length in enumerate(lengths)]
-    data = tuple([p[0][j][0] for p in parts] for j in range(3))
-    chosen = [f"blarf{k % 7}<|endofchunk|>" for k in range(n)]  # varied answers, as gpu.pairs gives for n > 1
-    rejected = [" ".join("abcde"[: 1 + k % 5]) + "<|endofchunk|>" for k in range(n)]
-    data = (data[0], chosen, rejected)
+    contexts = [gpu.pairs(lmm, 1, length, image_size, seed=k)[0][0][0] for k, length in enumerate(lengths)]
+    chosen = [f"blarf{k % 7}{EOC}" for k in range(n)]  # answers of 1-5 tokens, as gpu.pairs gives them
+    rejected = [" ".join("abcde"[: 1 + k % 5]) + EOC for k in range(n)]
     tok = lmm.tokenizer
-    tokens = sum(lmm.tokenize([c]).input_ids.shape[1] for c in data[0])
+    tokens = sum(lmm.tokenize([c]).input_ids.shape[1] for c in contexts)
     tokens += sum(len(tok(a, add_special_tokens=False)["input_ids"]) for a in chosen + rejected)
-    return data, tokens
+    return (contexts, chosen, rejected), tokens
 
 
 def timed_steps(lmm, opt, data, variants: dict, steps: int, device) -> dict[str, float]:
