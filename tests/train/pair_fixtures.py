@@ -1,4 +1,5 @@
-"""Contexts and a tiny MPT Flamingo shared by the pair log-prob tests (test_logps, test_packing)."""
+"""Contexts, a tiny MPT Flamingo, and the gradient check shared by the pair log-prob tests (test_logps,
+test_packing, tests/models/hf/test_hf_shared_prefix)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,28 @@ def mpt_lmm():
             if name.endswith(("attn_gate", "ff_gate")):
                 p.fill_(0.7)
     return m
+
+
+def pair_grads(model, params, contexts, chosen, rejected, **kwargs):
+    """Return ((chosen, rejected, counts...), gradients of ``params``) of ``model.pair_logps(..., **kwargs)``.
+
+    The loss weighs both answers differently, so a swapped or shared gradient path would show.
+    """
+    for p in params:
+        p.grad = None
+    c, r, nc, nr = model.pair_logps(contexts, chosen, rejected, **kwargs)
+    (c.sum() * 0.7 - r.sum() * 1.3).backward()
+    return (c.detach(), r.detach(), nc, nr), [p.grad.clone() if p.grad is not None else None for p in params]
+
+
+def assert_same_pairs(got, want) -> None:
+    """Assert equal pair log-probs (1e-5, sums near -80 carry fp32 rounding: rtol 1e-6 on top) and gradients."""
+    (vals, grads), (ref_vals, ref_grads) = got, want
+    for s, n in zip(vals, ref_vals, strict=True):
+        torch.testing.assert_close(s, n, atol=1e-5, rtol=1e-6)
+    assert sum(g is not None and g.abs().sum() > 0 for g in grads) > 3
+    for gs, gn in zip(grads, ref_grads, strict=True):
+        if gs is None or gn is None:
+            assert gs is None and gn is None
+        else:
+            torch.testing.assert_close(gs, gn, atol=1e-5, rtol=1e-5)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pair_fixtures import EOC, ctx, mpt_lmm
+from pair_fixtures import EOC, ctx, mpt_lmm, pair_grads
 
 from symdpo.models.scoring import sequence_logps
 
@@ -78,12 +78,7 @@ def test_changing_an_answer_token_changes_its_logprob(lmm, images):
 
 def _grads(lmm, shared: bool, contexts, chosen, rejected):
     params = [p for p in lmm.model.parameters() if p.requires_grad]
-    for p in params:
-        p.grad = None
-    c, r, nc, nr = lmm.pair_logps(contexts, chosen, rejected, shared_prefix=shared)
-    # a loss weighing both answers differently, so a swapped or shared gradient path would show
-    (c.sum() * 0.7 - r.sum() * 1.3).backward()
-    return (c.detach(), r.detach(), nc, nr), [p.grad.clone() for p in params]
+    return pair_grads(lmm, params, contexts, chosen, rejected, shared_prefix=shared)
 
 
 @pytest.mark.parametrize(("family", "checkpointing", "answers"), [

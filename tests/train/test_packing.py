@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pair_fixtures import EOC, ctx, mpt_lmm
+from pair_fixtures import EOC, assert_same_pairs, ctx, mpt_lmm, pair_grads
 
 from symdpo.models.packing import TreeRows, pack_tree, plan_rows
 from symdpo.models.scoring import pad_right, tree_mask
@@ -52,30 +52,10 @@ def rows_used(monkeypatch):
     return seen
 
 
-def _grads(model, params, kwargs, *data):
-    for p in params:
-        p.grad = None
-    c, r, nc, nr = model.pair_logps(*data, **kwargs)
-    (c.sum() * 0.7 - r.sum() * 1.3).backward()
-    return (c.detach(), r.detach(), nc, nr), [p.grad.clone() if p.grad is not None else None for p in params]
-
-
 def _tree_lengths(model, contexts, chosen, rejected) -> list[int]:
     """Return each pair's tokens once packed: its context, then both answers."""
     return [len(model.tokenize([c]).input_ids[0]) + sum(model.answer_token_counts([a, b]))
             for c, a, b in zip(contexts, chosen, rejected, strict=True)]
-
-
-def _assert_same(got, want):
-    (vals, grads), (ref_vals, ref_grads) = got, want
-    for s, n in zip(vals, ref_vals, strict=True):
-        torch.testing.assert_close(s, n, atol=1e-5, rtol=1e-6)
-    assert sum(g is not None and g.abs().sum() > 0 for g in grads) > 3
-    for gs, gn in zip(grads, ref_grads, strict=True):
-        if gs is None or gn is None:
-            assert gs is None and gn is None
-        else:
-            torch.testing.assert_close(gs, gn, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("family", ["llama", "mpt"])
@@ -95,12 +75,12 @@ def test_flamingo_packed_equals_unpacked(lmm, images, family, rows_used):
     params = [p for p in model.model.parameters() if p.requires_grad]
     lengths = _tree_lengths(model, contexts, chosen, rejected)
     budget = sum(lengths[:2]) + 2  # the first two pairs share a row; more than one row
-    naive = _grads(model, params, {"shared_prefix": False}, contexts, chosen, rejected)
-    packed = _grads(model, params, {"max_tokens_per_row": budget}, contexts, chosen, rejected)
-    _assert_same(packed, naive)
+    naive = pair_grads(model, params, contexts, chosen, rejected, shared_prefix=False)
+    packed = pair_grads(model, params, contexts, chosen, rejected, max_tokens_per_row=budget)
+    assert_same_pairs(packed, naive)
     assert rows_used[-1][0] == [0, 1] and len(rows_used[-1]) > 1
-    one_row = _grads(model, params, {"max_tokens_per_row": 10_000}, contexts, chosen, rejected)
-    _assert_same(one_row, naive)
+    one_row = pair_grads(model, params, contexts, chosen, rejected, max_tokens_per_row=10_000)
+    assert_same_pairs(one_row, naive)
     assert rows_used[-1] == [[0, 1, 2, 3]]
 
 
@@ -122,9 +102,9 @@ def test_hf_packed_equals_unpacked(name, rows_used):
     rejected = ["red", "odwyer" + end, "blue green yellow" + end]
     params = [p for p in lmm.module.parameters() if p.requires_grad]
     lengths = _tree_lengths(lmm, contexts, chosen, rejected)
-    naive = _grads(lmm, params, {"shared_prefix": False}, contexts, chosen, rejected)
-    packed = _grads(lmm, params, {"max_tokens_per_row": sum(lengths[:2]) + 2}, contexts, chosen, rejected)
-    _assert_same(packed, naive)
+    naive = pair_grads(lmm, params, contexts, chosen, rejected, shared_prefix=False)
+    packed = pair_grads(lmm, params, contexts, chosen, rejected, max_tokens_per_row=sum(lengths[:2]) + 2)
+    assert_same_pairs(packed, naive)
     assert rows_used == [[[0, 1], [2]]]
 
 

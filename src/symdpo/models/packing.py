@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from symdpo.models import scoring
+
 
 @dataclass
 class TreeRows:
@@ -29,6 +31,12 @@ class TreeRows:
     ch_mask: torch.Tensor  # (B, A) bool
     rj_ids: torch.Tensor  # (B, A') rejected ids, right-padded
     rj_mask: torch.Tensor  # (B, A') bool
+
+    @classmethod
+    def build(cls, ctx_ids, ctx_mask, ch_ids, ch_mask, rj_ids, rj_mask, positions) -> TreeRows:
+        """Return the rows context + chosen + rejected of left-padded contexts and right-padded answers."""
+        return cls(torch.cat([ctx_ids, ch_ids, rj_ids], 1), scoring.tree_mask(ctx_mask, ch_mask, rj_mask), positions,
+                   ctx_mask.bool(), ch_ids, ch_mask, rj_ids, rj_mask)
 
 
 @dataclass

@@ -50,6 +50,18 @@ def pad_right(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tens
     return padded, mask
 
 
+def compute_dtype(module: torch.nn.Module, device: torch.device) -> torch.dtype:
+    """Return the dtype ``module`` computes in on ``device``: autocast's when it is on, else its weights'."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return next(module.parameters()).dtype
+
+
+def additive_mask(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Return the (B, 1, T, T) additive float mask of a (B, T, T) bool visibility (a 4-D mask every LM takes)."""
+    return torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)[:, None]
+
+
 def tree_mask(context_mask: torch.Tensor, chosen_mask: torch.Tensor, rejected_mask: torch.Tensor) -> torch.Tensor:
     """Return the (B, T, T) bool visibility of rows laid out context + chosen + rejected (True: may attend).
 

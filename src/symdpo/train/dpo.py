@@ -79,7 +79,7 @@ class DPOObjective:
 def prepare_reference(cfg: TrainConfig, s: loop.Setup) -> dict:
     """Return the objective's reference: {'ref_logps': (chosen, rejected)} or {'ref_lmm': frozen copy}."""
     if cfg.dpo.reference == "live":
-        if any(p.is_meta for p in s.lmm.module.parameters()):  # FSDP's RAM-efficient loading: no weights to copy
+        if not sharding.has_weights(s.lmm.module):  # FSDP's RAM-efficient loading: no weights to copy
             raise ConfigError("dpo.reference=live: with fsdp_cpu_ram_efficient_loading only the main process has "
                               "weights before sharding; use dpo.reference=precomputed (the default)")
         if sharding.is_zero3(s.accelerator):  # a live copy would run on weights ZeRO-3 partitions away

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from symdpo.atomic import atomic_file
 from symdpo.train.data import RecordDataset
+from symdpo.train.sharding import has_weights
 
 
 def fingerprint(dataset: RecordDataset, *, model: str, dtype: str, precision: str, lora: bool,
@@ -67,7 +68,7 @@ def precompute(accelerator, lmm, dataset: RecordDataset, path: Path, *, batch_si
         lmm.train(False)  # the reference is the model in inference mode (no dropout)
         # processes holding weights split the records (under FSDP's RAM-efficient loading only the main
         # process has them before sharding)
-        has = gather_object([not any(p.is_meta for p in lmm.module.parameters())])
+        has = gather_object([has_weights(lmm.module)])
         workers = [i for i, h in enumerate(has) if h]
         rank = accelerator.process_index
         mine = list(range(workers.index(rank), len(dataset), len(workers))) if rank in workers else []

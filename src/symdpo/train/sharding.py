@@ -117,6 +117,11 @@ def model_loading(accelerator):
         plugin.set_deepspeed_weakref()
 
 
+def has_weights(model: nn.Module) -> bool:
+    """Return whether this process holds ``model``'s weights (not so on the meta device before FSDP's sharded load)."""
+    return not any(p.is_meta for p in model.parameters())
+
+
 def is_zero3(accelerator) -> bool:
     """Return whether ``accelerator`` partitions the parameters with DeepSpeed ZeRO-3."""
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)

@@ -15,7 +15,14 @@ from symdpo.models.flamingo.tokens import END_OF_CHUNK, IMAGE_TOKEN
 from symdpo.models.interface import Context, ModelInfo, ParamGroup, SharedMethods, TrainingSpec, context_text
 from symdpo.models.packing import TreeRows, kept_logits, pack_tree, packed_logps
 from symdpo.models.prompts import OPENFLAMINGO, PromptFormat, check_kind, check_style
-from symdpo.models.scoring import answer_suffix, masked_logps, right_padded, sequence_logps, tree_mask
+from symdpo.models.scoring import (
+    additive_mask,
+    answer_suffix,
+    compute_dtype,
+    masked_logps,
+    right_padded,
+    sequence_logps,
+)
 
 
 @dataclass
@@ -154,9 +161,9 @@ class FlamingoLMM(SharedMethods):
         n_ch, n_rj = ch_ids.shape[1], rj_ids.shape[1]
         ctx_mask = batch.attention_mask.bool()
         start = ctx_mask.sum(1, keepdim=True)  # both answers continue the context's positions
-        tree = TreeRows(torch.cat([batch.input_ids, ch_ids, rj_ids], 1), tree_mask(ctx_mask, ch_mask, rj_mask),
-                        torch.cat([position_ids_from_mask(batch.attention_mask), start + torch.arange(n_ch),
-                                   start + torch.arange(n_rj)], 1), ctx_mask, ch_ids, ch_mask, rj_ids, rj_mask)
+        positions = torch.cat([position_ids_from_mask(batch.attention_mask), start + torch.arange(n_ch),
+                               start + torch.arange(n_rj)], 1)
+        tree = TreeRows.build(batch.input_ids, ctx_mask, ch_ids, ch_mask, rj_ids, rj_mask, positions)
         if max_tokens_per_row:
             return self._packed_pair_logps(batch, tree, max_tokens_per_row)
         out = self.model(tree.input_ids.to(dev), self._additive(tree.visible).to(dev), media=self.media(batch),
@@ -170,11 +177,7 @@ class FlamingoLMM(SharedMethods):
 
     def _additive(self, visible: torch.Tensor) -> torch.Tensor:
         """Return the (B, 1, T, T) additive mask of a bool visibility, in the dtype the LM computes in."""
-        dev = self.device
-        dtype = next(self.model.lm.parameters()).dtype
-        if torch.is_autocast_enabled(dev.type):
-            dtype = torch.get_autocast_dtype(dev.type)
-        return torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)[:, None]
+        return additive_mask(visible, compute_dtype(self.model.lm, self.device))
 
     def _packed_pair_logps(self, batch: Batch, tree: TreeRows, max_tokens: int):
         dev = self.device

@@ -84,8 +84,6 @@ class HFInterleavedLMM(SharedMethods):
     def tokenize(self, contexts: list[Context], answers: list[str] | None = None, *, reserve: int = 0) -> Batch:
         """Return the left-padded batch of ``contexts`` (+ ``answers``, tokenized alone) with its image inputs."""
         return self.encoder.batch(contexts, answers, reserve=reserve)
-
-
     def _cast_pixels(self, inputs: dict) -> dict:
         """Return ``inputs`` with the pixels in the model's dtype (processors give float32; a bf16 model wants bf16)."""
         if "pixel_values" in inputs:
@@ -130,7 +128,7 @@ class HFInterleavedLMM(SharedMethods):
         return self._tree_pair_logps(contexts, chosen, rejected, max_tokens_per_row)
 
     def _tree_pair_logps(self, contexts, chosen, rejected, max_tokens_per_row=None):
-        from symdpo.models.scoring import masked_logps, pad_right, tree_mask
+        from symdpo.models.scoring import compute_dtype, masked_logps, pad_right
 
         enc = self.encoder
         ch = [enc.answer_ids(a) for a in chosen]
@@ -140,8 +138,7 @@ class HFInterleavedLMM(SharedMethods):
         rj_ids, rj_mask = pad_right(rj, self.tokenizer.pad_token_id)
         n_ch, n_rj = ch_ids.shape[1], rj_ids.shape[1]
         positions = (self.spec.positions or _text_positions)(self.hf, ctx, (n_ch, n_rj))
-        tree = TreeRows(torch.cat([ctx.input_ids, ch_ids, rj_ids], 1), tree_mask(ctx.attention_mask, ch_mask, rj_mask),
-                        positions, ctx.attention_mask.bool(), ch_ids, ch_mask, rj_ids, rj_mask)
+        tree = TreeRows.build(ctx.input_ids, ctx.attention_mask.bool(), ch_ids, ch_mask, rj_ids, rj_mask, positions)
         packed = None
         if max_tokens_per_row:
             packed = pack_tree(tree, max_tokens_per_row, self.tokenizer.pad_token_id)
@@ -153,9 +150,7 @@ class HFInterleavedLMM(SharedMethods):
             keep = 1 + n_ch + n_rj  # columns: the context's last token, the chosen tokens, the rejected tokens
         extras = self.spec.collate(row_extras, input_ids, self.processor)  # image masks / token types of the rows
         dev = self.device
-        dtype = next(self.hf.parameters()).dtype
-        if torch.is_autocast_enabled(dev.type):
-            dtype = torch.get_autocast_dtype(dev.type)
+        dtype = compute_dtype(self.hf, dev)
         attention = (self.spec.tree_attention or _additive)(self.hf, visible, positions, input_ids, dtype)
         attention = {k: v.to(dev) for k, v in attention.items()} if isinstance(attention, dict) else attention.to(dev)
         inputs = {"input_ids": input_ids.to(dev), "attention_mask": attention,

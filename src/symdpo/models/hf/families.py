@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from symdpo.models import scoring
 from symdpo.models.interface import context_text
 
 
@@ -183,8 +184,8 @@ def mrope_positions(hf, ctx, widths: tuple[int, int]) -> torch.Tensor:
 
 
 def additive_mask(hf, visible: torch.Tensor, positions, input_ids, dtype) -> torch.Tensor:
-    """Return the (B, 1, T, T) additive float mask of a bool visibility (what every model takes as a 4-D mask)."""
-    return torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)[:, None]
+    """Return the (B, 1, T, T) additive float mask of a bool visibility (the default ``tree_attention``)."""
+    return scoring.additive_mask(visible, dtype)
 
 
 def gemma3_tree_attention(hf, visible: torch.Tensor, positions: torch.Tensor, input_ids, dtype) -> dict:
