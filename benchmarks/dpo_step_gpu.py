@@ -199,12 +199,10 @@ def main() -> None:
     del opt
     for p in lmm.model.parameters():
         p.grad = None
-    from symdpo.train.reference import live_reference
-
     ref_mem = {}
     for mode in ("precomputed", "live-shared", "live"):
         reset_peak(device)
-        ref = None if mode == "precomputed" else live_reference(lmm, share_frozen=mode == "live-shared")
+        ref = None if mode == "precomputed" else lmm.reference_copy(share_frozen=mode == "live-shared")
         opt = optimizer(lmm, fused)
         for _ in range(2):
             step(lmm, opt, data, shared=True, ref=ref)
