@@ -3,6 +3,11 @@
     .venv/bin/python benchmarks/dpo_step.py                      # ~1-2 min on 2 CPU cores
     .venv/bin/python benchmarks/dpo_step.py --family qwen2-vl    # the same through an HF family's seam
     .venv/bin/python benchmarks/dpo_step.py --family idefics
+    .venv/bin/python benchmarks/dpo_step.py --size tiny --repeats 1  # a smoke run, ~20 s (tests/test_benchmarks.py)
+
+``--size tiny`` (Flamingo only) runs the same code — three memory children, warm-up, interleaved timed steps —
+on a 64-wide 2-layer LM, a 64 px 2-layer vision tower and the shortest context the 8 demonstrations fit in
+(about 640 tokens), still with the 50,280-token vocabulary. Its figures only show that the benchmark runs.
 
 HF families (``--family qwen2-vl | idefics | idefics3``): random models of the same widths and depth (384-wide
 6-layer LM, 50,280-token vocabulary, 4-layer 256-wide vision tower at 224 px), each fed by its own processor
@@ -46,14 +51,25 @@ CLIP = dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_at
             patch_size=14)
 XATTN = dict(perceiver_depth=2, perceiver_heads=4, perceiver_dim_head=32, num_latents=64, xattn_heads=4,
              xattn_dim_head=32, xattn_ff_mult=2, cross_attn_every_n_layers=1)
+# "default": the figures above (the model described in the docstring); "tiny": a smoke run of the same code
+SIZES = {
+    "default": dict(lm=LM, vision=CLIP, xattn=XATTN, context=1024, image_size=224),
+    "tiny": dict(lm=dict(LM, hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=4),
+                 vision=dict(CLIP, hidden_size=64, intermediate_size=128, num_hidden_layers=2, image_size=64,
+                             patch_size=16),
+                 xattn=dict(XATTN, perceiver_depth=1, perceiver_dim_head=16, num_latents=8, xattn_dim_head=16),
+                 context=0, image_size=64),  # context 0: no filler (the 8 demonstrations alone, ~640 tokens)
+}
 
 
-def build():
+def build(size: str = "default"):
     """Return the benchmark FlamingoLMM (random weights, non-zero gates, 50k-row embeddings and LM head)."""
     from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo
     from symdpo.models.interface import TrainingSpec
 
-    lmm = build_flamingo(FlamingoConfig(lm=LM, tokenizer="tiny", vision=CLIP, **XATTN))
+    shapes = SIZES[size]
+    lmm = build_flamingo(FlamingoConfig(lm=shapes["lm"], tokenizer="tiny", vision=shapes["vision"], **shapes["xattn"]))
     lmm.model.lm.resize_token_embeddings(VOCAB, mean_resizing=False)  # MPT-1B's vocabulary width
     # the recipes' default: OpenFlamingo's trainable set, new-token rows as their own parameter; gates open
     lmm.groups = lmm.prepare_training(TrainingSpec(weight_decay=0.1, gate_init=0.5))
@@ -109,22 +125,22 @@ def build_hf(family: str):
     return lmm
 
 
-def batch(lmm, seed: int = 0):
-    """Return one pair: a ~1024-token context with 8 images, and 1-5 token chosen / rejected answers."""
+def batch(lmm, seed: int = 0, context_tokens: int = 1024, image_size: int = 224):
+    """Return one pair: a ~``context_tokens``-token context with 8 images, and 1-5 token chosen / rejected answers."""
     g = torch.Generator().manual_seed(seed)
     words = "what colour is the large shape in the middle of this picture and is it round".split()
     demo_q = " ".join(words[i % len(words)] for i in range(40))
 
     def image():  # Flamingo takes preprocessed pixels; HF processors take images ([0, 1] tensors)
         if lmm.takes_image_features:
-            return torch.randn(3, 224, 224, generator=g)
-        return torch.rand(3, 224, 224, generator=g)
+            return torch.randn(3, image_size, image_size, generator=g)
+        return torch.rand(3, image_size, image_size, generator=g)
 
     context = []
     for i in range(7):
         context += [image(), f"Question:{demo_q}? Short answer:blarf{i}{EOC}"]
     context += [image(), f"Question:{demo_q}? Short answer:"]
-    pad_to_length(lmm, context, 1024)
+    pad_to_length(lmm, context, context_tokens)
     n = lmm.tokenize([context]).input_ids.shape[1]
     return [context], ["blarf3" + EOC], ["a b c d" + EOC], n
 
@@ -162,11 +178,16 @@ def optimizer(lmm):
     return adamw(lmm.groups, lr=1e-5)  # the recipes' AdamW on a CPU (not fused)
 
 
-def time_steps(repeats: int = 3, family: str = "flamingo") -> tuple[float, float, int]:
+def sized_batch(lmm, size: str):
+    """Return `batch` for the context length and image size of ``size`` (a key of SIZES)."""
+    return batch(lmm, context_tokens=SIZES[size]["context"], image_size=SIZES[size]["image_size"])
+
+
+def time_steps(repeats: int = 3, family: str = "flamingo", size: str = "default") -> tuple[float, float, int]:
     """Return (median shared-prefix step s, median naive step s, context tokens), steps interleaved."""
-    lmm = build() if family == "flamingo" else build_hf(family)
+    lmm = build(size) if family == "flamingo" else build_hf(family)
     lmm.train(True)
-    opt, data = optimizer(lmm), batch(lmm)
+    opt, data = optimizer(lmm), sized_batch(lmm, size)
     for shared in (True, False):  # warm-up (allocator, first-call costs)
         step(lmm, opt, data, shared=shared)
     times = {True: [], False: []}
@@ -178,15 +199,15 @@ def time_steps(repeats: int = 3, family: str = "flamingo") -> tuple[float, float
     return statistics.median(times[True]), statistics.median(times[False]), data[3]
 
 
-def child_memory(reference: str) -> None:
+def child_memory(reference: str, size: str = "default") -> None:
     """Print the peak RSS (MiB) above the post-import baseline of 2 training steps with ``reference``."""
     base = _rss_mib("VmRSS")
-    lmm = build()
+    lmm = build(size)
     lmm.train(True)
     ref = None
     if reference != "precomputed":
         ref = lmm.reference_copy(share_frozen=reference == "live-shared")
-    opt, data = optimizer(lmm), batch(lmm)
+    opt, data = optimizer(lmm), sized_batch(lmm, size)
     _release_and_reset_peak()  # the peak then holds the models and the training, not the build's temporaries
     for _ in range(2):
         step(lmm, opt, data, shared=True, ref=ref)
@@ -216,8 +237,9 @@ def _rss_mib(field: str) -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def memory(reference: str) -> float:
-    out = subprocess.run([sys.executable, __file__, "--child", reference], capture_output=True, text=True, check=True)
+def memory(reference: str, size: str = "default") -> float:
+    out = subprocess.run([sys.executable, __file__, "--child", reference, "--size", size], capture_output=True,
+                         text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
@@ -226,9 +248,13 @@ def main() -> None:
     parser.add_argument("--child", choices=["precomputed", "live", "live-shared"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--family", default="flamingo", choices=["flamingo", "qwen2-vl", "idefics", "idefics3"])
+    parser.add_argument("--size", choices=sorted(SIZES), default="default",
+                        help="tiny: the same code on a small Flamingo, a smoke run (not for HF families)")
     args = parser.parse_args()
+    if args.size != "default" and args.family != "flamingo":
+        parser.error("--size tiny is for the Flamingo model only")
     if args.child:
-        child_memory(args.child)
+        child_memory(args.child, args.size)
         return
     torch.manual_seed(0)
     if args.family != "flamingo":  # the seam's speed for an HF family; memory is the Flamingo figure's story
@@ -237,12 +263,12 @@ def main() -> None:
               f"{torch.get_num_threads()} threads): shared-prefix {shared * 1000:.0f} ms, naive {naive * 1000:.0f} ms")
         print(f"shared-prefix vs naive step time ratio: {naive / shared:.2f}x")
         return
-    mem = {r: memory(r) for r in ("precomputed", "live", "live-shared")}
+    mem = {r: memory(r, args.size) for r in ("precomputed", "live", "live-shared")}
     print(f"peak memory above baseline: precomputed {mem['precomputed']:.0f} MiB, live (full copy) "
           f"{mem['live']:.0f} MiB, live (shared frozen) {mem['live-shared']:.0f} MiB")
     print(f"precomputed-reference memory is {1 - mem['precomputed'] / mem['live']:.0%} lower than live (full copy), "
           f"{1 - mem['precomputed'] / mem['live-shared']:.0%} lower than live (shared frozen)")
-    shared, naive, tokens = time_steps(args.repeats)
+    shared, naive, tokens = time_steps(args.repeats, size=args.size)
     print(f"step time ({tokens}-token context, 8 images, 1-5 token answers, {torch.get_num_threads()} threads): "
           f"shared-prefix {shared * 1000:.0f} ms, naive {naive * 1000:.0f} ms")
     print(f"shared-prefix vs naive step time ratio: {naive / shared:.2f}x")

@@ -2,16 +2,20 @@
 
     .venv/bin/python benchmarks/family_learning.py                 # ~5 min on 2 CPU cores
     .venv/bin/python benchmarks/family_learning.py --steps 300 --families tiny-qwen2-vl
+    .venv/bin/python benchmarks/family_learning.py --steps 2 --records 16     # a smoke run, ~10 s (every family)
 
 Each tiny offline preset (random weights) is trained with `symdpo train dpo` (configs/tiny_dpo.yaml, its
 family's default policy unless ``--policy``) on the same easy-VQA SymDPO pairs, and the share of pairs whose chosen answer gains
 more reward than the rejected one (TRL's ``rewards/accuracies``) is read from its metrics: the first steps'
 and the last ones'. A family whose seam trained nothing, or the wrong thing, stays near its start.
+The pairs, metrics and checkpoints go to a temporary folder that is removed at the end (``--keep DIR``: there,
+kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -44,11 +48,26 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=256)
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--policy", default=None, help="model.policy for every family (default: each family's)")
+    parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep its files")
     args = parser.parse_args()
+    if args.steps < 2:
+        parser.error("--steps must be at least 2 (the first window starts at step 2: step 1's rewards are all 0)")
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        learn(args, args.keep)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="family-learning-"))
+    try:
+        learn(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def learn(args: argparse.Namespace, tmp: Path) -> None:
+    """Build the pairs in ``tmp``, train each family there, print its rewards/accuracies and the headline."""
     from symdpo.data.build import build
     from symdpo.data.options import BuildOptions, SymbolOptions
 
-    tmp = Path(tempfile.mkdtemp(prefix="family-learning-"))
     pairs = tmp / "pairs.jsonl"
     build(BuildOptions(source="easyvqa", split="train", out=pairs, max_records=args.records, seed=0,
                        symbols=SymbolOptions(k_min=2, k_max=3)))
