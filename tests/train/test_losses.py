@@ -11,6 +11,7 @@ import pytest
 import torch
 import trl  # a test dependency (pyproject [test]): missing, it fails the suite instead of skipping
 from datasets import Dataset
+from tolerances import approx_metric
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from symdpo.models.scoring import sequence_logps
@@ -94,13 +95,13 @@ def test_losses_equal_trl(tok, models, scored, loss_type, label_smoothing, beta,
     if loss_type == "ipo":  # per-token mean log-ratios (TRL divides by completion length; so does the DPO repo)
         pc, pr, rc, rr = pc / nc, pr / nr, rc / nc, rr / nr
     losses, _, _ = preference_loss(pc, pr, rc, rr, beta=beta, loss_type=loss_type, label_smoothing=label_smoothing)
-    assert losses.mean().item() == pytest.approx(want, abs=1e-5)
+    assert losses.mean().item() == pytest.approx(want, rel=1e-5)  # a loss: relative
 
 
 def test_sft_loss_equals_trl_sft(tok, models, scored, tmp_path):
     want = _trl_eval(tok, models, "sft", 0.1, 0.0, tmp_path)["eval_loss"]
     (pc, _, nc, _), _ = scored
-    assert sft_loss(pc, nc).item() == pytest.approx(want, abs=1e-5)
+    assert sft_loss(pc, nc).item() == pytest.approx(want, rel=1e-5)  # a loss: relative
 
 
 def test_metrics_equal_trl_and_group_breakdown(tok, models, scored, tmp_path):
@@ -110,7 +111,7 @@ def test_metrics_equal_trl_and_group_breakdown(tok, models, scored, tmp_path):
     ours = dpo_metrics(chosen_r, rejected_r, pc, pr, groups=GROUPS)
     for key in ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
                 "logps/rejected"):
-        assert ours[key] == pytest.approx(logged[f"eval_{key}"], abs=1e-4), key
+        assert ours[key] == approx_metric(key, logged[f"eval_{key}"]), key
     assert 0 < ours["rewards/accuracies"] < 1  # a mix of right and wrong pairs: accuracies are really compared
     text = torch.tensor([g == "text" for g in GROUPS])
     assert ours["rewards/accuracies/text"] == (chosen_r > rejected_r)[text].float().mean().item()

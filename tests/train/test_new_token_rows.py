@@ -105,7 +105,7 @@ def test_saved_model_holds_the_trained_rows(images, tmp_path):
     m.save_pretrained(tmp_path / "full")
     loaded = load_model(str(tmp_path / "full"))
     assert not any(n.startswith("new_rows.") for n, _ in loaded.model.named_parameters())
-    torch.testing.assert_close(loaded.score(contexts, answers), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(loaded.score(contexts, answers), expected, rtol=1e-5, atol=1e-6)
     release_new_token_rows(m.model)  # what the recipes do before their final save
     assert not hasattr(m.model, "new_rows") and m.model.lm.get_input_embeddings().weight.requires_grad
-    torch.testing.assert_close(m.score(contexts, answers), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(m.score(contexts, answers), expected, rtol=1e-6, atol=1e-7)
