@@ -57,6 +57,7 @@ def test_eval_symbols_command(tmp_path):
     assert "symbol-ICL accuracy, blank demo images" in r.stdout
 
 
+@pytest.mark.ci  # three quick demos, about 3 minutes: make test-ci
 def test_seeds_summary_and_two_runs_agree(tmp_path):
     """`--seeds 0,1`: each seed's run matches a separate run with that seed into a fresh folder (the demo is
     deterministic), and the summary's mean ± std equal numpy's over the per-seed results.json files."""

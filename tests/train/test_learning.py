@@ -37,6 +37,7 @@ def held_out_logps(lmm, path: Path) -> tuple:
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # about 5 minutes of training: make test-ci (the demo's tests train SymDPO in make test)
 def test_symdpo_learns_symbols(tmp_path, pair_builder):
     from symdpo.models.registry import load_model
     from symdpo.train.dpo import train_dpo

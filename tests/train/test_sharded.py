@@ -139,7 +139,8 @@ def test_ram_efficient_loading_builds_other_processes_on_meta(pairs, tmp_root, t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["fsdp.yaml", pytest.param("deepspeed_zero3.yaml", marks=pytest.mark.ci)])
+@pytest.mark.ci  # about 40 s (a one-process resume is tested in test_resume.py within make test)
+@pytest.mark.parametrize("config", ["fsdp.yaml", "deepspeed_zero3.yaml"])
 def test_kill9_then_resume(pairs, tmp_root, tmp_path, config):
     """kill -9 of a two-process sharded run after its step-4 checkpoint (the reference log-probs precomputed,
     split over the processes); --resume on two processes ends where the uninterrupted run ends, and so does
