@@ -1,4 +1,4 @@
-"""``symdpo data``: build SymDPO / SFT record files and inspect them (mounted by ``symdpo.cli``)."""
+"""``symdpo data``: build SymDPO / SFT record files, inspect them, export and push them (mounted by ``symdpo.cli``)."""
 
 from __future__ import annotations
 
@@ -164,6 +164,42 @@ def inspect(
         typer.echo(f"manifest counts: {manifest['counts']}")
     path = contact_sheet(first, root, sheet or Path(f"{file}.sample.png"))
     typer.echo(f"contact sheet: {path}")
+
+
+@app.command()
+def export(
+    records: Path = typer.Argument(..., help="a preference record file (.jsonl or .parquet) of `symdpo data build`"),
+    format: str = typer.Option(..., "--format", help="trl (TRL's DPOTrainer) | llamafactory (LLaMA-Factory)"),
+    out: Path = typer.Option(..., "--out", help="new folder: parquet shards, save_to_disk copy, dataset card"),
+    image_root: Optional[Path] = typer.Option(None, help="image folder (default: from the records' manifest)"),
+    name: Optional[str] = typer.Option(None, help="dataset name in the card and dataset_info.json "
+                                       "(default: symdpo_<records file stem>)"),
+) -> None:
+    """Export preference records to TRL's or LLaMA-Factory's preference layout, images embedded, with a card."""
+    from symdpo.data.export import check_format
+    from symdpo.data.export import export as run_export
+
+    check_format(format)  # an unknown format fails before any record is read
+    columns = (TextColumn("{task.description}"), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("exporting records", total=None)
+        summary = run_export(records, format, out, image_root=image_root, name=name,
+                             progress=lambda done: bar.update(task, completed=done))
+    typer.echo(f"wrote {summary['rows']} {format} rows to {out} ({summary['shards']} parquet shard(s) in data/, "
+               "a save_to_disk copy in dataset/, the card README.md)")
+
+
+@app.command()
+def push(
+    folder: Path = typer.Argument(..., help="an export folder (the --out of `symdpo data export`)"),
+    repo: str = typer.Option(..., "--repo", help="hub dataset repository id, e.g. you/symdpo-vqav2-trl"),
+    private: bool = typer.Option(False, "--private", help="create the repository private"),
+    message: str = typer.Option("Upload a symdpo dataset", "--message", help="the commit message"),
+) -> None:
+    """Upload an export (parquet shards, dataset card, manifest) to a Hugging Face Hub dataset repository."""
+    from symdpo.data.export import push as push_folder
+
+    typer.echo(f"uploaded {folder} to {push_folder(folder, repo, private=private, message=message)}")
 
 
 if __name__ == "__main__":
