@@ -107,13 +107,17 @@ def preference_records(path: str | Path) -> Iterator[PreferenceRecord]:
         raise DataError(path, "no records: the file is empty")
 
 
-def _image(records: Path, root: Path, rel: str, checked: set[str]) -> dict[str, Any]:
-    """Return ``{"bytes", "path"}`` of the image ``root/rel`` (its file's bytes, not re-encoded)."""
+def _image(records: Path, root: Path, rel: str, checked: dict[str, Path]) -> dict[str, Any]:
+    """Return ``{"bytes", "path"}`` of the image ``root/rel`` (its file's bytes, not re-encoded).
+
+    Each distinct image is checked and resolved once (``checked``: relative path -> file): resolving a path
+    costs more than reading a small image, and contexts reuse images.
+    """
     try:
         if rel not in checked:
             check_image(root, rel, decode=False, strict_extension=False)
-            checked.add(rel)
-        return {"bytes": resolve_inside(root, rel).read_bytes(), "path": rel}
+            checked[rel] = resolve_inside(root, rel)
+        return {"bytes": checked[rel].read_bytes(), "path": rel}
     except BadImageError as e:
         raise DataError(records, f"image {rel!r} cannot be read under {root} ({e.reason}: {e.detail}); pass "
                         "--image-root with the folder the build read") from None
@@ -123,7 +127,7 @@ def _rows(records: str, fmt: str, image_root: str,
           progress: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:
     """Yield the export rows of a record file (the generator ``datasets`` writes from)."""
     to_row = trl_row if fmt == "trl" else llamafactory_row
-    root, checked = Path(image_root), set()
+    root, checked = Path(image_root), {}
     for n, record in enumerate(preference_records(records), 1):
         if progress and n % BATCH == 0:
             progress(n)
