@@ -36,6 +36,10 @@ SMOKE = {
     "dpo_step_gpu.py": (  # on the GPU when there is one, else on the CPU
         ["--size", "tiny", "--pairs", "1", "--steps", "1", "--warmup", "1"],
         r"shared-prefix vs naive step time ratio \(tiny, 1 pairs, bf16, [^()]+\): \d+\.\d\dx"),
+    "export.py": (
+        ["--records", "200", "--base", "50"],
+        r"export: 200 SymDPO records -> trl in \d+\.\d s, peak RSS \d+\.\d\d GiB, anonymous \d+\.\d\d GiB "
+        r"\(20 records: \d+\.\d s, \d+\.\d\d GiB, anonymous \d+\.\d\d GiB; anonymous ratio \d+\.\d\d\)"),
     "family_learning.py": (  # every family's preset
         ["--steps", "2", "--records", "16"],
         r"lowest family's rewards/accuracies after 2 steps: \d\.\d\d"),
