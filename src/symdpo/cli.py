@@ -20,7 +20,7 @@ from symdpo.train.cli import app as train_app
 
 app = typer.Typer(cls=GuardedGroup, help="SymDPO: make multimodal models use the images in their in-context demonstrations.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-app.add_typer(data_app, name="data", help="Build SymDPO preference and SFT data; inspect it.")
+app.add_typer(data_app, name="data", help="Build SymDPO preference and SFT data; inspect it, export it to TRL / LLaMA-Factory, push it.")
 app.add_typer(eval_app, name="eval", help="Few-shot evaluation with the OpenFlamingo protocol; compare runs.")
 app.add_typer(model_app, name="model")
 app.add_typer(train_app, name="train", help="SFT and SymDPO training recipes (YAML config + dotted overrides).")
