@@ -164,25 +164,39 @@ class SFTRecord(_Sequence):
 Record = PreferenceRecord | SFTRecord
 
 
-def _segment(formats: Mapping[str, PromptFormat], question: str | None, answer: str | None, end: str) -> str:
-    """Return one demonstration (or, without ``answer``, the open query) in the caption or VQA format."""
+def _segment(formats: Mapping[str, PromptFormat], question: str | None, answer: str | None, end: str,
+             images: int = 1) -> str:
+    """Return one demonstration (or, without ``answer``, the open query) in the caption or VQA format, with
+    ``images`` image markers where the format puts the image."""
     fmt = formats["caption" if question is None else "vqa"]
     fields = {"caption": answer} if question is None else {"question": question, "answer": answer}
     template = fmt.query if answer is None else fmt.demo
-    return template.format(image=fmt.image_marker, end=end, **{k: v for k, v in fields.items() if v is not None})
+    return template.format(image=fmt.image_marker * images, end=end,
+                           **{k: v for k, v in fields.items() if v is not None})
+
+
+Turn = tuple[str | None, str | None, int]  # (question or None for a caption, answer shown or None, images)
+
+
+def render_turns(formats: Mapping[str, PromptFormat], turns: list[Turn], *, end_of_chunk: str = END_OF_CHUNK) -> str:
+    """Return the prompt (with image markers) of demonstration turns and the query turn (the last, answer None).
+
+    Demonstrations are joined directly, each closed by its end marker (as the SymDPO reference data); the
+    query's kind (caption or VQA) chooses the prefix.
+    """
+    prefix = formats["caption" if turns[-1][0] is None else "vqa"].prefix
+    return prefix + "".join(_segment(formats, q, a, end_of_chunk, n) for q, a, n in turns)
 
 
 def render_record(record: Record, formats: Mapping[str, PromptFormat], *, end_of_chunk: str = END_OF_CHUNK,
                   answer_end: bool = True) -> tuple[str, list[str], str, str | None]:
     """Return (prompt with image markers, image paths, chosen, rejected) written in ``formats`` (kind -> format).
 
-    Demonstrations are joined directly, each closed by its end marker (as the SymDPO reference data). Answers
-    end with ``end_of_chunk`` (``answer_end``) because evaluation stops there; an SFT record returns its
-    target as ``chosen`` and None as ``rejected``.
+    Answers end with ``end_of_chunk`` (``answer_end``) because evaluation stops there; an SFT record returns
+    its target as ``chosen`` and None as ``rejected``.
     """
-    prefix = formats["caption" if record.query.question is None else "vqa"].prefix
-    text = prefix + "".join(_segment(formats, d.question, d.answer, end_of_chunk) for d in record.context)
-    text += _segment(formats, record.query.question, None, end_of_chunk)
+    turns = [(d.question, d.answer, 1) for d in record.context] + [(record.query.question, None, 1)]
+    text = render_turns(formats, turns, end_of_chunk=end_of_chunk)
     tail = end_of_chunk if answer_end else ""
     if isinstance(record, PreferenceRecord):
         return text, list(record.images), record.chosen + tail, record.rejected + tail
