@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from symdpo.atomic import atomic_directory, write_text
+from symdpo.data.conversations import quiet_datasets
 from symdpo.data.errors import BadImageError, DataError
 from symdpo.data.images import check_image
 from symdpo.data.inspect import read_manifest
@@ -156,7 +157,6 @@ def export(records: str | Path, fmt: str, out: str | Path, *, image_root: str | 
     """Write the export folder ``out`` of a preference record file in ``fmt``; return a summary of it."""
     from datasets import Dataset
     from datasets.exceptions import DatasetGenerationError
-    from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     records, out, fmt = Path(records), Path(out), check_format(fmt)
     if out.exists():
@@ -174,23 +174,18 @@ def export(records: str | Path, fmt: str, out: str | Path, *, image_root: str | 
     # a fresh cache per export, so the fingerprint only has to be unique; giving it spares datasets hashing
     # the generator's arguments (the progress callback)
     fingerprint = hashlib.sha256(f"{records.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{fmt}:{root}".encode())
-    bars_were_off = are_progress_bars_disabled()
-    disable_progress_bars()  # the caller reports progress; datasets' bars would interleave with its output
-    try:
-        with atomic_directory(out) as tmp:
-            try:
-                ds = Dataset.from_generator(
-                    _rows, features=features(fmt), cache_dir=str(tmp / ".cache"), writer_batch_size=BATCH,
-                    fingerprint=fingerprint.hexdigest()[:16],
-                    gen_kwargs={"records": str(records), "fmt": fmt, "image_root": str(root), "progress": progress})
-            except DatasetGenerationError as e:  # datasets wraps what the generator raised
-                raise (e.__cause__ if isinstance(e.__cause__, DataError) else e) from None
-            n = _write(ds, tmp, fmt=fmt, name=name, manifest=manifest)
-            del ds
-            shutil.rmtree(tmp / ".cache")  # the generator's arrow files: dataset/ holds its own copy
-    finally:
-        if not bars_were_off:
-            enable_progress_bars()
+    # the caller reports progress; datasets' bars would interleave with its output
+    with quiet_datasets(), atomic_directory(out) as tmp:
+        try:
+            ds = Dataset.from_generator(
+                _rows, features=features(fmt), cache_dir=str(tmp / ".cache"), writer_batch_size=BATCH,
+                fingerprint=fingerprint.hexdigest()[:16],
+                gen_kwargs={"records": str(records), "fmt": fmt, "image_root": str(root), "progress": progress})
+        except DatasetGenerationError as e:  # datasets wraps what the generator raised
+            raise (e.__cause__ if isinstance(e.__cause__, DataError) else e) from None
+        n = _write(ds, tmp, fmt=fmt, name=name, manifest=manifest)
+        del ds
+        shutil.rmtree(tmp / ".cache")  # the generator's arrow files: dataset/ holds its own copy
     return {"out": str(out), "format": fmt, "rows": n, "shards": len(list(out.glob(DATA_GLOB))), "name": name}
 
 

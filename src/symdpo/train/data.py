@@ -1,4 +1,5 @@
-"""Training examples from `symdpo data build` record files, and the deterministic global batch order.
+"""Training examples from `symdpo data build` record files or TRL-layout preference data, and the
+deterministic global batch order.
 
 The batch order is a pure function of (seed, epoch, step): resuming needs only the step number, and every
 process of a run, whatever their number, sees the same global batch at the same optimiser step.
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from symdpo.data import conversations
 from symdpo.data.errors import DataError
-from symdpo.data.images import load_image
+from symdpo.data.images import load_image, to_rgb
 from symdpo.data.recordio import read_records
-from symdpo.data.records import PreferenceRecord, render_record
+from symdpo.data.records import PreferenceRecord, render_record, render_turns
 from symdpo.models.prompts import OPENFLAMINGO, PromptFormat
 
 IMAGE_TAG = "<image>"
@@ -116,6 +118,77 @@ class RecordDataset:
     def is_preference(self) -> bool:
         """Return True when the records are preference pairs (they have a rejected answer)."""
         return isinstance(self.records[0], PreferenceRecord)
+
+    def data_files(self) -> list[Path]:
+        """Return the files the examples are read from (what the reference log-probs' fingerprint hashes)."""
+        return [self.path]
+
+
+class ConversationDataset(RecordDataset):
+    """Rendered rows of TRL-layout vision preference data (``data.conversations``), images embedded.
+
+    A row's turns are written in the model's prompt format as a record's demonstrations and query are (one
+    ``render_turns``), so the TRL export of some records trains exactly as the records do.
+    """
+
+    def __init__(self, path: str | Path, *, max_records: int | None = None, end_of_chunk: str = "<|endofchunk|>",
+                 prompts: dict[str, PromptFormat] | None = None):
+        self.path = conversations.export_root(Path(path))
+        self.end_of_chunk, self.prompts = end_of_chunk, dict(prompts or OPENFLAMINGO)
+        self.image_root = None  # the images are in the data
+        ds, self.files = conversations.load(path)
+        self.data = conversations.with_images(ds, Path(path))
+        self.records = list(conversations.conversations(self.data, Path(path), marker=self.prompts["vqa"].image_marker,
+                                                        max_rows=max_records))
+        if not self.records:
+            raise DataError(path, "no rows (data.path)")
+        self._image = lru_cache(maxsize=512)(self._row_images)
+
+    def _row_images(self, row: int) -> list:
+        return [to_rgb(img) for img in self.data[row]["images"]]
+
+    def __getitem__(self, i: int) -> Example:
+        conv = self.records[i]
+        text = render_turns(self.prompts, conv.turns, end_of_chunk=self.end_of_chunk)
+        chosen, rejected = self.answers(i)
+        return Example(conv.id, interleave(text, self._image(conv.row), self.prompts["vqa"].image_marker), chosen,
+                       rejected, conv.group)
+
+    def answers(self, i: int) -> tuple[str, str]:
+        conv = self.records[i]
+        return conv.chosen + self.end_of_chunk, conv.rejected + self.end_of_chunk
+
+    def group(self, i: int) -> str | None:
+        """Return the metrics group of row ``i``: the export's rejected type, None for other data."""
+        return self.records[i].group
+
+    def is_preference(self) -> bool:
+        return True
+
+    def data_files(self) -> list[Path]:
+        return self.files
+
+
+def open_dataset(path: str | Path, *, image_root: str | Path | None = None, max_records: int | None = None,
+                 end_of_chunk: str = "<|endofchunk|>", prompts: dict[str, PromptFormat] | None = None) -> RecordDataset:
+    """Return the training examples of ``path``: a record file, or TRL-layout data (a folder, a non-record parquet)."""
+    path = Path(path)
+    if path.is_dir() or (path.suffix.lower() == ".parquet" and path.is_file() and not is_record_parquet(path)):
+        return ConversationDataset(path, max_records=max_records, end_of_chunk=end_of_chunk, prompts=prompts)
+    return RecordDataset(path, image_root=image_root, max_records=max_records, end_of_chunk=end_of_chunk,
+                         prompts=prompts)
+
+
+def is_record_parquet(path: Path) -> bool:
+    """Return True when a parquet file holds symdpo records (its columns include ``context`` and ``query``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        names = set(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError):  # not readable as parquet: the record reader names the problem
+        return True
+    return {"context", "query"} <= names
 
 
 def steps_per_epoch(n: int, global_batch: int) -> int:

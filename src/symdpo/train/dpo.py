@@ -69,6 +69,7 @@ class DPOObjective:
 
     def metrics(self, g, indices, totals):
         groups = [self.s.dataset.group(i) for i in indices]
+        groups = None if None in groups else groups  # TRL-layout data from elsewhere has no rejected types
         m = dpo_metrics(g["chosen_rewards"], g["rejected_rewards"], g["policy_chosen"], g["policy_rejected"], groups)
         m["loss/dpo"] = g["losses"].mean().item()
         m["loss/sft"] = (-g["policy_chosen"].sum() / totals["tokens"]).item()

@@ -30,7 +30,14 @@ from symdpo.models.prompts import AGNOSTIC_END, KINDS
 from symdpo.train import checkpointing as ckpt
 from symdpo.train import sharding
 from symdpo.train.config import TrainConfig
-from symdpo.train.data import RecordDataset, manifest_image_root, micro_batches, step_indices, steps_per_epoch
+from symdpo.train.data import (
+    RecordDataset,
+    manifest_image_root,
+    micro_batches,
+    open_dataset,
+    step_indices,
+    steps_per_epoch,
+)
 from symdpo.train.params import adamw, trainable_named
 from symdpo.train.tracking import Tracker, plot_curves, progress_bar
 
@@ -176,13 +183,14 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Setup:
     prompts = {kind: lmm.prompt_format(kind, cfg.data.prompt_style) for kind in KINDS}
     # records are written with the model-agnostic end marker (the model writes its own): a chat format's
     # end-of-turn token inside a demonstration then never reads as a demonstration boundary
-    dataset = RecordDataset(cfg.data.path, image_root=cfg.data.image_root, max_records=cfg.data.max_records,
-                            end_of_chunk=AGNOSTIC_END, prompts=prompts)
+    # a record file, or TRL-layout preference data (a folder or parquet; data/conversations.py)
+    dataset = open_dataset(cfg.data.path, image_root=cfg.data.image_root, max_records=cfg.data.max_records,
+                           end_of_chunk=AGNOSTIC_END, prompts=prompts)
     eval_dataset = None
     if cfg.data.eval_path is not None:
-        eval_dataset = RecordDataset(cfg.data.eval_path, image_root=manifest_image_root(cfg.data.eval_path)
-                                     or cfg.data.image_root, max_records=cfg.data.eval_max_records,
-                                     end_of_chunk=AGNOSTIC_END, prompts=prompts)
+        eval_dataset = open_dataset(cfg.data.eval_path, image_root=manifest_image_root(cfg.data.eval_path)
+                                    or cfg.data.image_root, max_records=cfg.data.eval_max_records,
+                                    end_of_chunk=AGNOSTIC_END, prompts=prompts)
     elif cfg.data.eval_fraction:
         eval_dataset = dataset.split_off(cfg.data.eval_fraction, cfg.seed)
         if cfg.data.eval_max_records:

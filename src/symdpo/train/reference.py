@@ -18,9 +18,10 @@ def fingerprint(dataset: RecordDataset, *, model: str, dtype: str, precision: st
                 policy: str | None = None) -> str:
     """Return a short hash of everything the reference log-probs depend on (data bytes, model, numerics)."""
     h = hashlib.sha256()
-    with open(dataset.path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
+    for file in dataset.data_files():  # a record file, or the arrow/parquet files of TRL-layout data
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
     from symdpo.models.prompts import OPENFLAMINGO
 
     prompts = {k: f.to_dict() for k, f in dataset.prompts.items()} if dataset.prompts != OPENFLAMINGO else None
