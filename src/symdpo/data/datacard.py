@@ -25,7 +25,9 @@ _USE = {
             "```python\nfrom datasets import load_dataset\nfrom trl import DPOConfig, DPOTrainer\n\n"
             "data = load_dataset(\"REPO_OR_THIS_FOLDER\", split=\"train\")\n"
             "trainer = DPOTrainer(model=\"Qwen/Qwen2.5-VL-3B-Instruct\", args=DPOConfig(output_dir=\"out\"), "
-            "train_dataset=data)\ntrainer.train()\n```\n"),
+            "train_dataset=data)\ntrainer.train()\n```\n\n"
+            "symdpo trains on it as on its records (same contexts, same loss): `symdpo train dpo --config CONFIG "
+            "data.path=THIS_FOLDER`.\n"),
     "llamafactory": ("## Train with LLaMA-Factory\n\n"
                      "Columns: `conversations` (sharegpt turns: each demonstration a `human` turn with one `<image>` "
                      "then its question, and a `gpt` turn with its answer; the query last), `chosen` and `rejected` "
