@@ -49,8 +49,10 @@ class LoraSection(StrictModel):
 
 
 class DataSection(StrictModel):
-    """Record file written by `symdpo data build` and how it is batched."""
+    """The training data and how it is batched."""
 
+    # a record file written by `symdpo data build`, or TRL-layout preference data: a `symdpo data export
+    # --format trl` folder, a save_to_disk folder, a folder of parquet files or one (data/conversations.py)
     path: Path
     image_root: Path | None = None  # default: the image_root in the data's manifest
     micro_batch_size: int = Field(1, ge=1)  # per process and forward
