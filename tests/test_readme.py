@@ -3,7 +3,8 @@
 The commands run as written in a scratch folder that holds what they expect: `configs/` and the demo's symbols
 file from the repository,
 the easy-VQA package (offline), VQAv2-format annotation files with the official names and a COCO-style image
-folder made here, and two photos for `symdpo infer`. Only these changes are made, each for speed or because
+folder made here, a VL-ICL folder in its published layout (tests/eval/vlicl_fixtures.py), and two photos for
+`symdpo infer`. Only these changes are made, each for speed or because
 no GPU/hub is here: model presets that download (OpenFlamingo, IDEFICS, SmolVLM) become their tiny offline
 versions; training runs 2 optimiser steps in fp32; evaluation runs 4 items, 1 trial, 2 shots. The `make`
 lines are not run here: `make test` is this suite, and `symdpo demo` (what `make demo` runs) has its own test.
@@ -28,7 +29,8 @@ from PIL import Image
 from skimage import data as skdata
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"openflamingo-3b-instruct": "tiny", "idefics-9b": "tiny-idefics", "smolvlm-256m": "tiny-smolvlm"}
+TINY = {"openflamingo-3b-instruct": "tiny", "openflamingo-9b": "tiny", "idefics-9b": "tiny-idefics",
+        "smolvlm-256m": "tiny-smolvlm"}
 QUESTIONS = ["what color is the cat?", "is the man smiling?", "what is on the table?"]
 ANSWERS = [["white", "black", "orange"], ["yes", "no"], ["cup", "book", "plate"]]
 
@@ -81,6 +83,9 @@ def workdir(tmp_path_factory) -> Path:
     ood.mkdir(parents=True)
     for name in ("coffee", "rocket", "chelsea"):
         Image.fromarray(getattr(skdata, name)()).resize((48, 40)).save(ood / f"{name}.jpg")
+    from vlicl_fixtures import write_all
+
+    write_all(work / "VL-ICL")
     Image.fromarray(skdata.chelsea()).save(work / "cat.png")
     Image.fromarray(skdata.astronaut()).save(work / "dog.png")
     return work

@@ -74,7 +74,8 @@ def _load_model(name: str, dtype: str | None, device: str | None) -> tuple[Any, 
 @app.command()
 def run(
     model: str = typer.Option(..., help="preset name (e.g. tiny, openflamingo-3b-instruct) or a saved model folder"),
-    task: str = typer.Option(..., help="task name(s), comma-separated: coco, flickr30k, vqav2, okvqa, textvqa, easyvqa"),
+    task: str = typer.Option(..., help="task name(s), comma-separated: coco, flickr30k, vqav2, okvqa, textvqa, easyvqa, "
+                                       "vlicl-* (`symdpo eval tasks` lists them)"),
     out: Path = typer.Option(..., help="run directory (rerun with the same one to resume)"),
     shots: str = typer.Option("0,4,8,16,32", help="comma-separated shot counts"),
     trials: int = typer.Option(3, help="trials (seeds seed, seed+1, ...): mean ± std"),
@@ -110,6 +111,13 @@ def run(
     hf_split: str = typer.Option(None, help="split of --hf-dataset (e.g. validation)"),
     train_hf_dataset: str = typer.Option(None, help="demonstration split as a Hugging Face dataset"),
     train_hf_split: str = typer.Option(None, help="split of --train-hf-dataset (e.g. train)"),
+    vlicl_data: str = typer.Option(None, help="VL-ICL tasks: the folder holding {task}/query.json, {task}/support.json "
+                                              "and the unzipped images, or the hub id ys-zong/VL-ICL (docs/vl-icl.md)"),
+    task_description: str = typer.Option("nothing", help="VL-ICL tasks: the task description before the "
+                                                         "demonstrations: nothing, concise or detailed"),
+    vlicl_fixes: str = typer.Option("", help="VL-ICL tasks: scoring fixes, comma-separated (default none: the "
+                                             "published rules): signed-numbers, strict-yes-no, keep-decimals, "
+                                             "strip-after-cut"),
     feature_cache: str = typer.Option(None, help="folder keeping vision features between runs"),
     prompt_style: str = typer.Option(None, help="native (the model's own / chat format) or openflamingo; "
                                                 "default: native for chat/instruct models, else openflamingo"),
@@ -138,7 +146,7 @@ def run(
                                    train_questions=train_questions, image_root=image_root,
                                    train_image_root=train_image_root, image_template=image_template,
                                    hf_dataset=hf_dataset, hf_split=hf_split, train_hf_dataset=train_hf_dataset,
-                                   train_hf_split=train_hf_split).items() if v}
+                                   train_hf_split=train_hf_split, vlicl_data=vlicl_data).items() if v}
     try:
         shot_list = [int(s) for s in _split(shots)]
     except ValueError:
@@ -159,7 +167,8 @@ def run(
                             num_samples=num_samples, query_set_size=query_set_size, demo_selection=demos,
                             demo_images=demo_list, query_image=query_list, demo_labels=label_list, ood_images=ood_images, vary=vary, batch_size=batch_size,
                             paths=paths, feature_cache=feature_cache, prompt_style=prompt_style,
-                            retrieval_encoder=retrieval_encoder, mmices_k=mmices_k)
+                            retrieval_encoder=retrieval_encoder, mmices_k=mmices_k,
+                            task_description=task_description, vlicl_fixes=_split(vlicl_fixes))
         for name in config.tasks:
             task_or_error(name)  # before loading a model
         check_run_dir(Path(out))

@@ -7,6 +7,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from symdpo.eval.labels import DemoLabels
+from symdpo.eval.vlicl_scoring import VLICLFix
 
 # The diagnostics matrix (docs/diagnostics.md): each value a condition of the same items and demonstrations.
 # demo images: blank (a white picture), shuffled (among the demonstrations), ood (drawn from --ood-images),
@@ -19,7 +20,7 @@ QUERY_IMAGE_MODES: tuple[str, ...] = get_args(QueryImage)
 # Fields that change which items are evaluated or what is predicted for them: a run directory holds
 # predictions of one value of these only (shots, trials, tasks and conditions may grow between runs).
 PREDICTION_FIELDS = ("model", "seed", "query_set_size", "num_samples", "demo_selection", "paths", "prompt_style",
-                     "retrieval_encoder", "mmices_k", "ood_images")
+                     "retrieval_encoder", "mmices_k", "ood_images", "task_description")
 
 
 class EvalConfig(BaseModel):
@@ -51,6 +52,10 @@ class EvalConfig(BaseModel):
     # native (the model family's own format, a chat format for instruct models) or openflamingo (OpenFlamingo's
     # eval wording); None: the model's default (native for chat/instruct models, openflamingo otherwise)
     prompt_style: Literal["native", "openflamingo"] | None = None
+    # VL-ICL tasks: the task description written before the demonstrations (its --task_description; VL-ICL's
+    # default is nothing, its README's examples use detailed), and the scoring fixes (none: the published rules)
+    task_description: Literal["nothing", "concise", "detailed"] = "nothing"
+    vlicl_fixes: list[VLICLFix] = []
 
     @field_validator("shots")
     @classmethod

@@ -62,7 +62,8 @@ def merge_run(run_dir: str | Path) -> dict[str, Any]:
                                 f"`symdpo eval run` with --out {run_dir} to finish (every process of a sharded run)")
             found = [rows[k] for k in keys]
             ordered.extend(found)
-            scored = task.metric({r["id"]: r["prediction"] for r in found}, records)
+            options = {k: getattr(config, k) for k in task.metric_options}  # e.g. VL-ICL's scoring fixes
+            scored = task.metric({r["id"]: r["prediction"] for r in found}, records, **options)
             tokenizers.add(scored.get("tokenizer"))
             cell = cells.setdefault((name, cond.shots, cond.demo_images, cond.query_image, cond.demo_labels), {
                 "task": name, "shots": cond.shots, "demo_images": cond.demo_images, "query_image": cond.query_image,

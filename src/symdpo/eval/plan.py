@@ -78,6 +78,8 @@ class TaskPlan:
 
     def demos(self, trial: Trial, record: Any, shots: int) -> list[Any]:
         """Return the train records shown before ``record`` (most similar last under RICES)."""
+        if self.task.select_demos is not None:  # the benchmark's own choice (VL-ICL), same seeding
+            return self.task.select_demos(random.Random(f"{trial.seed}/{record.id}"), trial.pool, record, shots)
         k = effective_num_shots(shots)
         pool = trial.pool
         if trial.rices is not None:
@@ -92,11 +94,11 @@ class TaskPlan:
                             f"{k} shots (query set of {len(pool)} items); lower the shots")
         return [pool[i] for i in picked]
 
-    def _train_key(self, record: Any) -> ImageRef:
-        return ImageRef(str(self.train.image_root), record.image)
+    def _train_key(self, record: Any) -> ImageRef | tuple[ImageRef, ...]:
+        return image_ref(self.train.image_root, record.image)
 
-    def _eval_key(self, record: Any) -> ImageRef:
-        return ImageRef(str(self.eval.image_root), record.image)
+    def _eval_key(self, record: Any) -> ImageRef | tuple[ImageRef, ...]:
+        return image_ref(self.eval.image_root, record.image)
 
     def context(self, cond: Condition, record: Any) -> tuple[list[Any], list[str]]:
         """Return the interleaved context (text and ImageRefs) for ``record`` under ``cond``, and the demo ids."""
@@ -105,7 +107,7 @@ class TaskPlan:
         demos = self.demos(trial, record, cond.shots)
         refs = self._demo_images(cond, trial, record, [self._train_key(d) for d in demos])
         fields = self._demo_fields(cond, trial, record, [dict(task.prompt_item(d, demo=True).fields) for d in demos])
-        query_ref = BLANK if cond.query_image == "blank" else self._eval_key(record)
+        query_ref = _blank_like(self._eval_key(record)) if cond.query_image == "blank" else self._eval_key(record)
         items = [PromptItem(ref, f) for ref, f in zip(refs, fields, strict=True)]
         query = PromptItem(query_ref, task.prompt_item(record, demo=False).fields)
         text, images = render_context(self.prompt, items, query, text_only_demos=cond.shots == 0 or cond.demo_images == "none",
@@ -115,11 +117,16 @@ class TaskPlan:
     def _demo_images(self, cond: Condition, trial: Trial, record: Any, refs: list[ImageRef]) -> list[ImageRef]:
         """Return the demonstrations' images under the condition (real, blank, shuffled, ood; none: unused)."""
         if cond.demo_images == "blank":
-            return [BLANK] * len(refs)
-        if cond.demo_images == "shuffled":
+            return [_blank_like(r) for r in refs]
+        if cond.demo_images == "shuffled":  # a multi-image demonstration's images move together
             return derangement(refs, random.Random(f"{trial.seed}/{record.id}/shuffle"))
         if cond.demo_images == "ood":
-            return random.Random(f"{trial.seed}/{record.id}/ood").sample(self.ood_refs, len(refs))
+            flat = [r for ref in refs for r in (ref if isinstance(ref, tuple) else (ref,))]
+            if len(flat) > len(self.ood_refs):  # multi-image demonstrations need more than one per shot
+                raise EvalError(f"--ood-images: {len(self.ood_refs)} images, but {self.task.name} at {cond.shots} shots "
+                                f"shows {len(flat)} demonstration images; add images or lower the shots")
+            drawn = iter(random.Random(f"{trial.seed}/{record.id}/ood").sample(self.ood_refs, len(flat)))
+            return [tuple(next(drawn) for _ in ref) if isinstance(ref, tuple) else next(drawn) for ref in refs]
         return refs
 
     def _demo_fields(self, cond: Condition, trial: Trial, record: Any, fields: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -131,6 +138,18 @@ class TaskPlan:
         labels = relabel(cond.demo_labels, [f[name] for f in fields], random.Random(f"{trial.seed}/{record.id}/labels"),
                          context_texts=questions)
         return [{**f, name: label} for f, label in zip(fields, labels, strict=True)]
+
+
+def image_ref(root: Any, image: str | tuple[str, ...]) -> ImageRef | tuple[ImageRef, ...]:
+    """Return the ref of a record's image, or a tuple of refs for a multi-image record (VL-ICL's image lists)."""
+    if isinstance(image, tuple):
+        return tuple(ImageRef(str(root), rel) for rel in image)
+    return ImageRef(str(root), image)
+
+
+def _blank_like(ref: ImageRef | tuple[ImageRef, ...]) -> ImageRef | tuple[ImageRef, ...]:
+    """Return the blank image in place of ``ref`` (one blank per image of a multi-image record)."""
+    return tuple(BLANK for _ in ref) if isinstance(ref, tuple) else BLANK
 
 
 def derangement(items: list[Any], rng: random.Random) -> list[Any]:

@@ -47,10 +47,19 @@ def effective_num_shots(num_shots: int, *, text_only_zero_shot: bool = True) -> 
     return ZERO_SHOT_TEXT_DEMOS if num_shots == 0 and text_only_zero_shot else num_shots
 
 
+def _images(item: PromptItem) -> list[Any]:
+    """Return the item's images: a tuple holds several (a multi-image record), anything else is one."""
+    return list(item.image) if isinstance(item.image, tuple) else [item.image]
+
+
 def _format(fmt: str, template: PromptTemplate, item: PromptItem) -> str:
-    """Return ``fmt`` filled with the item's fields and the template's markers, naming a missing field."""
+    """Return ``fmt`` filled with the item's fields and the template's markers, naming a missing field.
+
+    ``{image}`` becomes one marker per image of the item, back to back (VL-ICL: all images, then the text).
+    """
     try:
-        return fmt.format(image=template.image_marker, end=template.end_of_chunk, **item.fields)
+        markers = template.image_marker * len(_images(item))
+        return fmt.format(image=markers, end=template.end_of_chunk, **item.fields)
     except KeyError as err:
         raise KeyError(f"prompt format {fmt!r} needs field {err.args[0]!r}; item has {sorted(item.fields)}") from None
 
@@ -68,13 +77,13 @@ def render_context(
     ``query_has_image=False`` removes the query's image marker too (the no-query-image diagnostic).
     """
     context = "".join(_format(template.demo, template, d) + template.separator for d in demos)
-    images = [] if text_only_demos else [d.image for d in demos]
+    images = [] if text_only_demos else [im for d in demos for im in _images(d)]
     if text_only_demos:
         # As the reference: a plain replace over the whole demonstration text.
         context = context.replace(template.image_marker, "")
     query_text = _format(template.query, template, query)
     if query_has_image:
-        images.append(query.image)
+        images.extend(_images(query))
     else:
         query_text = query_text.replace(template.image_marker, "")
     return template.prefix + context + query_text, images

@@ -225,7 +225,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 # metric name -> (axis label, top of its scale or None); every score is stored x100 (percent, CIDEr-D x 100)
 METRIC_AXES = {"vqa_accuracy": ("VQA accuracy (%)", 100.0), "symbol_accuracy": ("symbol accuracy (%)", 100.0),
-               "cider": ("CIDEr", None)}
+               "cider": ("CIDEr", None), "vlicl-parity": ("accuracy, VL-ICL's rules (%)", 100.0)}
 
 
 def shot_curve_figure(task: str, cells: Sequence[dict[str, Any]], model: str):
@@ -246,7 +246,7 @@ def shot_curve_figure(task: str, cells: Sequence[dict[str, Any]], model: str):
                     yerr=[c.get("std", 0.0) for c in line] if several else None,
                     marker="o", capsize=3, label=condition_label(cond) if cond else "all real")
     metric = cells[0]["metric"]
-    label, top = METRIC_AXES.get(metric, (metric, None))
+    label, top = METRIC_AXES.get(metric, (metric, 100.0 if metric.startswith("vlicl") else None))
     ax.set_xticks(sorted({c["shots"] for c in cells}))
     ax.set_xlabel("shots (in-context demonstrations)")
     ax.set_ylabel(label)
@@ -282,7 +282,7 @@ def plot_curves(run_dir: Path, results: dict[str, Any]) -> list[Path]:
 
 def _metric_name(metric: str) -> tuple[str, str]:
     """Return a metric's name for an axis label and the unit of a difference of it ("percentage points", "points")."""
-    label, top = METRIC_AXES.get(metric, (metric, None))
+    label, top = METRIC_AXES.get(metric, (metric, 100.0 if metric.startswith("vlicl") else None))
     return label.removesuffix(" (%)"), "percentage points" if top == 100.0 else "points"
 
 

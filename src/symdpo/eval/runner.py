@@ -89,15 +89,19 @@ def prepare(config: EvalConfig, model: Any | None = None) -> list[TaskPlan]:
         ev = eval_records(config, task)
         train = task.load(config.paths, task.demo_split)
         trials = [make_trial(train, config.query_set_size, s) for s in config.trial_seeds()]
-        check_shots(config, name, trials, ood)
+        if task.check_demos is not None:
+            for shots in config.shots:
+                for t in trials:
+                    task.check_demos(shots, t.pool, ev.records)
+        else:
+            check_shots(config, name, trials, ood)
         used = {i for t in trials for i in t.query_set}
-        check_images(name, [ImageRef(str(ev.image_root), r.image) for r in ev.records]
-                     + [ImageRef(str(train.image_root), train.records[i].image) for i in used])
-        template = None
-        if model is not None and task.kind in ("vqa", "caption"):
-            template = model.prompt_format(task.kind, config.prompt_style)
-        plan = TaskPlan(task, ev, train, trials, template=template, ood_refs=ood)
+        check_images(name, record_refs(ev, ev.records) + record_refs(train, [train.records[i] for i in used]))
+        plan = TaskPlan(task, ev, train, trials, template=task_template(task, model, config), ood_refs=ood)
         if config.demo_selection != "random":
+            if task.select_demos is not None:
+                raise EvalError(f"--demos {config.demo_selection}: {name} chooses its demonstrations as its "
+                                "benchmark does; evaluate it with --demos random")
             if encoder is None:  # one encoder for every task; dropped (its memory freed) once the plans are made
                 from symdpo.data.retrieval import load_retrieval_encoder
 
@@ -105,6 +109,22 @@ def prepare(config: EvalConfig, model: Any | None = None) -> list[TaskPlan]:
             add_rices(plan, encoder, config)
         plans.append(plan)
     return plans
+
+
+def record_refs(split: Any, records: list[Any]) -> list[ImageRef]:
+    """Return refs to every image the records use (several per VL-ICL record: ``all_images``)."""
+    root = str(split.image_root)
+    return [ImageRef(root, rel) for r in records
+            for rel in (r.all_images() if hasattr(r, "all_images") else (r.image,))]
+
+
+def task_template(task: Task, model: Any | None, config: EvalConfig) -> Any:
+    """Return the prompt format a task is written in for ``model`` (None: the task's own template)."""
+    if task.prompt_for is not None:
+        return task.prompt_for(model, config)
+    if model is not None and task.kind in ("vqa", "caption"):
+        return model.prompt_format(task.kind, config.prompt_style)
+    return None
 
 
 def add_rices(plan: TaskPlan, encoder: Any, config: EvalConfig) -> None:

@@ -40,7 +40,7 @@ class Task:
     """Everything needed to evaluate one benchmark, each part in one place."""
 
     name: str
-    kind: Literal["caption", "vqa", "symbol_icl"]
+    kind: Literal["caption", "vqa", "symbol_icl", "vlicl"]
     load: Callable[[Mapping[str, Any], str], Split]  # (paths config, split) -> records + image root
     template: PromptTemplate
     postprocess: Callable[[str], str]
@@ -49,6 +49,14 @@ class Task:
     eval_split: str
     demo_split: str = "train"
     demos_in_record: bool = False  # symbol probes carry their own demonstrations
+    # a benchmark's own demonstration choice, (rng, demonstration pool, query, shots) -> demos in prompt order,
+    # and its check that the shots can be shown, (shots, pool, evaluated records) -> None or an EvalError;
+    # without them: random records of the pool with distinct images, OpenFlamingo's text-only 0-shot demos
+    select_demos: Callable[[Any, Sequence[Record], Record, int], list[Record]] | None = None
+    check_demos: Callable[[int, Sequence[Record], Sequence[Record]], None] | None = None
+    # the prompt format from (model or None, EvalConfig); None: the model's format for the task's kind
+    prompt_for: Callable[[Any, Any], PromptTemplate] | None = None
+    metric_options: tuple[str, ...] = ()  # EvalConfig fields passed to the metric as keyword arguments
 
     def prompt_item(self, record: Record, *, demo: bool) -> PromptItem:
         """Return the prompt fields of ``record`` as a demonstration (with its answer) or as the query."""
@@ -56,7 +64,9 @@ class Task:
             # The reference shows the first caption, stripped (evaluate.py: x["caption"].strip()).
             return PromptItem(record.image, {"caption": record.captions[0].strip()} if demo else {})
         fields = {"question": record.question}
-        if demo:
+        if demo and self.kind == "vlicl":
+            fields["answer"] = str(record.answer)  # VL-ICL's format_answer: str() of its int answers
+        elif demo:
             fields["answer"] = record.answers[0]  # first annotator answer, as the reference
         return PromptItem(record.image, fields)
 
@@ -215,3 +225,6 @@ def symbol_icl() -> Task:
     return Task("symbol_icl", "symbol_icl", symbol_probe_loader, VQA_TEMPLATE, postprocess_vqa,
                 symbol_accuracy_metric, GenerationParams(max_new_tokens=5), eval_split="val",
                 demos_in_record=True)  # fmt: skip
+
+
+from symdpo.eval import vlicl_tasks  # noqa: E402, F401  (registers the VL-ICL tasks; needs the names above)
