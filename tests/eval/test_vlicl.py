@@ -14,6 +14,7 @@ import random
 import pytest
 from vlicl_fixtures import write_all
 
+from symdpo.data.errors import DataError
 from symdpo.eval.config import EvalConfig
 from symdpo.eval.errors import EvalError
 from symdpo.eval.plan import conditions
@@ -213,13 +214,14 @@ def test_seeded_selection_is_per_item(data) -> None:
 
 
 def test_bad_input_is_one_line(data, tmp_path) -> None:
-    with pytest.raises(EvalError, match=r"query\.json: not found; --vlicl-data must be the VL-ICL folder"):
+    # the records are data: their reader (data.sources.vlicl, shared with `data build`) raises DataError
+    with pytest.raises(DataError, match=r"query\.json: not found; --vlicl-data must be the VL-ICL folder"):
         read_vlicl(tmp_path, "vlicl-clevr", "query")
     bad = tmp_path / "clevr"
     bad.mkdir()
     (bad / "query.json").write_text('[\n  {"id": "a", "image": ["clevr/query/a.png"], "question": "q", "answer": 1},'
                                     '\n  {"id": "b", "question": "q", "answer": 2}\n]')
-    with pytest.raises(EvalError) as err:
+    with pytest.raises(DataError) as err:
         read_vlicl(tmp_path, "vlicl-clevr", "query")
     assert str(err.value) == (f"{bad / 'query.json'}: line 3 (record 1, id b): no field 'image' (a list of 1 image "
                               "path(s) relative to the VL-ICL folder)")

@@ -1,9 +1,7 @@
-"""VL-ICL Bench's image-to-text data: its published layout read into records, and its demonstration selection.
+"""VL-ICL Bench's data folder for evaluation (given or downloaded) and its demonstration selection.
 
-The layout (``docs/vl-icl.md``; VL-ICL ``utils/utils.py::load_data``): a folder holding ``{task}/query.json``
-(the evaluated records) and ``{task}/support.json`` (the demonstration pool), each one JSON list, with the
-unzipped images under ``{task}/query/`` and ``{task}/support/``. Image paths in the records are relative to the
-folder and already start with the task folder. ``image`` is always a *list* of paths.
+The records are read by ``data.sources.vlicl`` (the published layout, one-line errors), shared with
+``symdpo data build --source vlicl``.
 
 Demonstrations are chosen per query as VL-ICL's ``utils/ICL_utils.py::select_demonstration`` does: n random
 support records (the operator tasks show the answer of the query's own operator); open_mi builds a 2-way
@@ -14,56 +12,23 @@ sets follow VL-ICL's distribution but not its exact draws (those depend on its g
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
+from symdpo.data.sources.vlicl import DOWNLOAD_HINT, FOLDERS, HUB_ID, OPERATOR_INDEX, VLICLRecord, read_vlicl
 from symdpo.eval.errors import EvalError
 
-HUB_ID = "ys-zong/VL-ICL"
-DOWNLOAD_HINT = (f"download it with `git lfs install && git clone https://huggingface.co/datasets/{HUB_ID}` and run "
-                 "its unzip.sh (docs/vl-icl.md)")
+__all__ = ["FOLDERS", "VLICLRecord", "check_shots", "demos_per_shot", "read_vlicl", "resolve_root", "select_demos"]
 
-# symdpo task name -> VL-ICL's dataset folder
-FOLDERS = {"vlicl-textocr": "textocr", "vlicl-operator": "operator_induction",
-           "vlicl-operator-interleaved": "operator_induction_interleaved", "vlicl-open-mi": "open_mi",
-           "vlicl-clevr": "clevr", "vlicl-matching-mi": "matching_mi"}
-# images per record: two digits as two images (interleaved), two images to match (matching_mi), else one
-IMAGES_PER_RECORD = {"operator_induction_interleaved": 2, "matching_mi": 2}
-OPERATOR_INDEX = {"+": 0, "-": 1, "x": 2}  # position of each operator's result in a support answer list
 OPEN_MI_QUESTION = "This is a"  # the question of every open_mi demonstration (select_demonstration)
 OPEN_MI_MAX_SHOTS = 5  # each class of an open_mi query has 5 support images
 
 
-@dataclass(frozen=True)
-class VLICLRecord:
-    """One VL-ICL record: its images (paths relative to the data folder), question and answer.
+# --- the data folder ----------------------------------------------------------------------------------------
 
-    ``answer`` is as stored: a string, an int (clevr, operator queries) or, for operator support records, the
-    list [A+B, A-B, AxB]. ``operator`` is set on operator queries; ``classes`` and ``class_images`` (class ->
-    its support image paths) on open_mi queries; ``pair`` = (same, diff) on matching_mi support records.
-    """
-
-    id: str
-    image: tuple[str, ...]
-    question: str
-    answer: Any
-    operator: str | None = None
-    classes: tuple[str, ...] = ()
-    class_images: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    pair: tuple[VLICLRecord, VLICLRecord] | None = None
-
-    def all_images(self) -> tuple[str, ...]:
-        """Return every image path the record refers to (its own, its open_mi support, its matching couple)."""
-        own = self.image + tuple(p for _, paths in self.class_images for p in paths)
-        return own + (self.pair[0].all_images() + self.pair[1].all_images() if self.pair else ())
-
-
-# --- reading ------------------------------------------------------------------------------------------------
 
 
 def resolve_root(value: str | None, task: str) -> Path:
@@ -97,99 +62,6 @@ def download(repo_id: str, folder: str) -> Path:
             with zipfile.ZipFile(archive) as z:
                 z.extractall(root / folder)
     return root
-
-
-def _json_list(path: Path) -> list[tuple[int, Any]]:
-    """Return the (line, element) pairs of the JSON list in ``path``; bad JSON is an EvalError naming the line."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        whole = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise EvalError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(whole, list):
-        raise EvalError(f"{path}: line 1: holds a JSON {type(whole).__name__}, not the list of records VL-ICL writes")
-    # a second pass over the text gives each element's line (json.loads keeps no positions)
-    decoder, pos, out = json.JSONDecoder(), text.index("[") + 1, []
-    for element in whole:
-        pos = re.compile(r"[\s,]*").match(text, pos).end()
-        _, end = decoder.raw_decode(text, pos)
-        out.append((text.count("\n", 0, pos) + 1, element))
-        pos = end
-    return out
-
-
-def _field(rec: Any, name: str, where: str, what: str) -> Any:
-    """Return ``rec[name]``, or raise an EvalError naming the place and what the field should hold."""
-    if not isinstance(rec, dict):
-        raise EvalError(f"{where}: a record must be a JSON object, got {type(rec).__name__}")
-    if name not in rec:
-        raise EvalError(f"{where}: no field {name!r} ({what})")
-    return rec[name]
-
-
-def _images(rec: dict, where: str, count: int) -> tuple[str, ...]:
-    """Return the record's ``image`` list as a tuple of paths, checked to hold ``count`` strings."""
-    images = _field(rec, "image", where, f"a list of {count} image path(s) relative to the VL-ICL folder")
-    if not (isinstance(images, list) and len(images) == count and all(isinstance(p, str) and p for p in images)):
-        raise EvalError(f"{where}: field 'image' must be a list of {count} image path(s), got {images!r:.80}")
-    return tuple(images)
-
-
-def _plain(rec: dict, where: str, count: int, rid: str) -> VLICLRecord:
-    """Return a record with images, question and answer (the shape of every record but the special ones)."""
-    question = _field(rec, "question", where, "the question text")
-    answer = _field(rec, "answer", where, "the expected answer")
-    return VLICLRecord(rid, _images(rec, where, count), str(question), answer)
-
-
-def _parse(rec: Any, where: str, folder: str, split: str, rid: str) -> VLICLRecord:
-    """Return one record of ``folder``'s ``split``, its task-specific fields checked."""
-    count = IMAGES_PER_RECORD.get(folder, 1)
-    if folder == "matching_mi" and split == "support":
-        same, diff = (_plain(_field(rec, k, where, f"the {k}-class couple: image, question, answer"), f"{where}: {k}",
-                             count, f"{rid}/{k}") for k in ("same", "diff"))
-        return VLICLRecord(rid, (), same.question, None, pair=(same, diff))
-    out = _plain(rec, where, count, rid)
-    if folder.startswith("operator_induction"):
-        if split == "support":
-            if not (isinstance(out.answer, list) and len(out.answer) == 3):
-                raise EvalError(f"{where}: field 'answer' must be the list [A+B, A-B, AxB], got {out.answer!r:.60}")
-        else:
-            op = _field(rec, "operator", where, "the query's operator: +, - or x")
-            if op not in OPERATOR_INDEX:
-                raise EvalError(f"{where}: field 'operator' must be one of + - x, got {op!r:.20}")
-            out = replace(out, operator=op)
-    if folder == "open_mi" and split == "query":
-        classes = _field(rec, "classes", where, "the episode's class names")
-        support = _field(rec, "support", where, "each class's support images: {class: {images: [...]}}")
-        try:
-            class_images = tuple((c, tuple(support[c]["images"])) for c in classes)
-        except (KeyError, TypeError):
-            raise EvalError(f"{where}: field 'support' must map every class in 'classes' to {{'images': [paths]}}") \
-                from None
-        if out.answer not in classes or len(classes) < 2:
-            raise EvalError(f"{where}: field 'answer' {out.answer!r:.40} must be one of at least two 'classes'")
-        out = replace(out, classes=tuple(classes), class_images=class_images)
-    return out
-
-
-def read_vlicl(root: str | Path, task: str, split: str) -> list[VLICLRecord]:
-    """Return the records of ``{root}/{folder}/{split}.json`` for a vlicl task, each checked (one-line errors)."""
-    folder = FOLDERS[task]
-    path = Path(root) / folder / f"{split}.json"
-    if not path.is_file():
-        raise EvalError(f"{path}: not found; --vlicl-data must be the VL-ICL folder holding {folder}/{split}.json "
-                        "(and the unzipped images); " + DOWNLOAD_HINT)
-    records, seen = [], set()
-    for i, (line, rec) in enumerate(_json_list(path)):
-        rid = str(rec.get("id", f"{folder}_{split}_{i}")) if isinstance(rec, dict) else ""
-        where = f"{path}: line {line} (record {i}{', id ' + rid if rid else ''})"
-        parsed = _parse(rec, where, folder, split, rid)
-        if rid in seen:
-            raise EvalError(f"{where}: id {rid!r} appears twice; give every record its own id")
-        seen.add(rid)
-        records.append(parsed)
-    return records
 
 
 # --- demonstration selection --------------------------------------------------------------------------------
