@@ -149,3 +149,24 @@ def write_all(root: Path) -> Path:
     for write in WRITERS.values():
         write(root)
     return root
+
+
+def write_training_support(root: Path) -> Path:
+    """Rewrite clevr's and open_mi's support.json (published layout) with pools big enough for SymDPO contexts:
+    clevr 4 questions x 6 records with counts 1-3 (answers repeat within a question), open_mi 4 classes x 4
+    images answering "This is a" with the class name. query.json stays as ``write_all`` wrote it."""
+    qs = ["size: small", "material: rubber", "shape: cube", "color: red"]
+    recs = []
+    for i in range(24):
+        rel = f"clevr/support/CLEVR_train_{i:06d}.png"
+        _draw(root / rel, "o" * (i % 3 + 1), color=(100 + 6 * i, 128, 128))
+        recs.append({"id": f"clevr_support_{i}", "image": [rel], "question": qs[i // 6], "answer": i % 3 + 1})
+    _dump(root / "clevr" / "support.json", recs)
+    recs = []
+    for c, cls in enumerate(OPEN_MI_CLASSES[:4]):
+        for k in range(4):
+            rel = f"open_mi/support/{cls}_{k}.png"
+            _draw(root / rel, cls[:3], color=(60 * c, 200 - 10 * k, 90))
+            recs.append({"id": f"open_mi_support_{cls}_{k}", "image": [rel], "question": "This is a", "answer": cls})
+    _dump(root / "open_mi" / "support.json", recs)
+    return root

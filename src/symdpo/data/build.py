@@ -29,6 +29,7 @@ from symdpo.data.sources import (
     read_textvqa,
     read_vqa,
 )
+from symdpo.data.sources.vlicl import eval_task, read_vlicl_support
 from symdpo.data.symbols import RECIPE, SymbolBuilder
 from symdpo.data.vocab import SymbolVocabulary, read_symbol_file
 
@@ -48,6 +49,8 @@ def open_source(opts: BuildOptions) -> tuple[Iterator, Path]:
 
         records, root = read_hf(opts.hf_dataset, opts.source, split=opts.hf_split, image_root=opts.image_root)
         return _keep_questions(opts, iter(records)), root
+    if opts.source == "vlicl":  # support.json only: query.json is the evaluated set
+        return _keep_questions(opts, iter(read_vlicl_support(opts.vlicl_data, opts.vlicl_task))), opts.vlicl_data
     root = opts.image_root if opts.image_root is not None else easyvqa_root(opts.split)
     return _keep_questions(opts, _read_files(opts)), root
 
@@ -122,7 +125,7 @@ def _records(opts: BuildOptions, examples: Iterator, root: Path, progress: Progr
         items = [ex for ex in items if ex.image not in bad]
         counts["skipped_examples_bad_image"] = info["examples"] - len(items)
         return SFTRecord, caption_sft_records(opts.source, items, opts.symbols, opts.seed, counts), len(items)
-    pool = VQAPool(opts.source, examples)
+    pool = VQAPool(_record_source(opts), examples)
     bad = check_images(root, list(pool.images), opts, progress)
     info.update(examples=len(pool), images=len(pool.images), bad=bad)
     if bad:
@@ -132,18 +135,49 @@ def _records(opts: BuildOptions, examples: Iterator, root: Path, progress: Progr
     user = read_symbol_file(opts.symbols.symbols_file) if opts.symbols.symbols_file else None
     vocab = SymbolVocabulary.for_source(pool.answers, pool.questions, user=user, builtin=opts.symbols.builtin_symbols)
     info["vocabulary"] = vocab.describe()
+    parts = _context_pools(opts, pool)
+    # one seed per part; a single part keeps ``seed`` itself, so the other sources' files are unchanged
+    seeds = [opts.seed + 1_000_003 * i for i in range(len(parts))]
     if opts.mode == "sft":
-        return SFTRecord, vqa_sft_records(pool, vocab, opts.symbols, opts.seed, opts.sft_symbol_fraction,
-                                          counts, symbol_images=opts.sft_symbol_images,
-                                          copy_fraction=opts.sft_copy_fraction), len(pool)
-    features = None
+        return SFTRecord, _interleave([vqa_sft_records(part, vocab, opts.symbols, seed, opts.sft_symbol_fraction,
+                                                       counts, symbol_images=opts.sft_symbol_images,
+                                                       copy_fraction=opts.sft_copy_fraction)
+                                       for part, seed in zip(parts, seeds, strict=True)]), len(pool)
+    encoder = None
     if opts.demos == "rices":
         from symdpo.data.retrieval import embed_images, load_retrieval_encoder
 
         encoder = load_retrieval_encoder(opts.retrieval_encoder)
-        features = embed_images(encoder, root, list(pool.images), cache_dir=opts.feature_cache)
-    builder = SymbolBuilder(pool, vocab, opts.symbols, opts.seed, counts=counts, features=features)
-    return PreferenceRecord, builder.records(), len(pool)
+    builders = [SymbolBuilder(part, vocab, opts.symbols, seed, counts=counts,
+                              features=None if encoder is None else
+                              embed_images(encoder, root, list(part.images), cache_dir=opts.feature_cache))
+                for part, seed in zip(parts, seeds, strict=True)]
+    return PreferenceRecord, _interleave([b.records() for b in builders]), len(pool)
+
+
+def _record_source(opts: BuildOptions) -> str:
+    """Return the records' ``source``: the source's name, or for VL-ICL the eval task it trains for (vlicl-clevr)."""
+    return eval_task(opts.vlicl_task) if opts.source == "vlicl" else opts.source
+
+
+def _context_pools(opts: BuildOptions, pool: VQAPool) -> list[VQAPool]:
+    """Return the pools contexts are drawn within: one per operator for VL-ICL's operator induction (a context
+    shows one operator, as VL-ICL's demonstrations show the query's), else the whole pool."""
+    if opts.source == "vlicl" and opts.vlicl_task == "operator_induction":
+        return [part for t in range(len(pool.qtypes)) if len(part := pool.keep(pool.qtype == t))]
+    return [pool]
+
+
+def _interleave(streams: list[Iterator[Record]]) -> Iterator[Record]:
+    """Yield the records of ``streams`` in turn, one from each (so --max-records keeps every part)."""
+    live = list(streams)
+    while live:
+        for stream in list(live):
+            rec = next(stream, None)
+            if rec is None:
+                live.remove(stream)
+            else:
+                yield rec
 
 
 def build(opts: BuildOptions, *, progress: Progress | None = None) -> dict:
@@ -182,6 +216,10 @@ def _why_empty(opts: BuildOptions, info: dict, counts: Counter[str]) -> str:
         if opts.question_regex:
             return f"--question-regex {opts.question_regex!r} matched no question of the source; loosen it"
         return "the source has no examples; check --split and the annotation files"
+    if opts.source == "vlicl" and counts["skipped_examples_bad_image"] < info["examples"]:
+        return (f"no query of {opts.vlicl_task}/support.json has another support record with its answer (needed "
+                f"to show it in a context, with --k-min {opts.symbols.k_min} demonstrations); VL-ICL's textocr "
+                "texts rarely repeat: build from operator_induction, clevr or open_mi")
     if counts["skipped_examples_bad_image"] == info["examples"]:
         return "every example's image was skipped as bad (see --check-images / --on-bad-image)"
     return (f"none of the {info['examples']} examples could be given a context (each query needs at least "
@@ -192,6 +230,8 @@ def _manifest(opts: BuildOptions, root: Path, fmt: str, model: type[Record], n: 
               info: dict) -> dict:
     """Return the manifest dict (deterministic: no clocks, no absolute paths beyond what was given)."""
     files = [p for p in (opts.questions, opts.annotations) if p is not None]
+    if opts.source == "vlicl":
+        files = [opts.vlicl_data / opts.vlicl_task / "support.json"]
     bad: dict[str, BadImageError] = info["bad"]
 
     def tally(prefix: str) -> dict[str, int]:
@@ -202,8 +242,11 @@ def _manifest(opts: BuildOptions, root: Path, fmt: str, model: type[Record], n: 
         "record_type": "preference" if model is PreferenceRecord else "sft",
         "format": fmt,
         "output": Path(opts.out).name,
-        "source": {"name": opts.source, "split": opts.split, "files": [_file_entry(Path(p)) for p in files],
-                   "image_root": str(root), "examples": info["examples"], "images": info["images"]},
+        "source": {"name": opts.source, "split": "support" if opts.source == "vlicl" else opts.split,
+                   "files": [_file_entry(Path(p)) for p in files], "image_root": str(root),
+                   "examples": info["examples"], "images": info["images"],
+                   **({"vlicl_task": opts.vlicl_task, "eval_task": eval_task(opts.vlicl_task)}
+                      if opts.source == "vlicl" else {})},
         "seed": opts.seed,
         "options": opts.model_dump(mode="json"),
         "counts": {"records": n, "by_kind": tally("kind_"), "by_rejected_type": tally("rejected_"),

@@ -36,7 +36,7 @@ def _weights(text: str) -> dict[str, float]:
 
 @app.command()
 def build(
-    source: str = typer.Option(..., help="vqav2 | okvqa | textvqa | easyvqa | coco | flickr30k"),
+    source: str = typer.Option(..., help="vqav2 | okvqa | textvqa | easyvqa | coco | flickr30k | vlicl"),
     out: Path = typer.Option(..., help="output file: .jsonl, or .parquet"),
     annotations: Optional[Path] = typer.Option(None, help="annotations / TextVQA / Karpathy JSON file"),
     questions: Optional[Path] = typer.Option(None, help="VQAv2 / OK-VQA questions JSON file"),
@@ -46,6 +46,10 @@ def build(
                                              "save_to_disk folder, parquet file/folder, or hub id"),
     hf_split: Optional[str] = typer.Option(None, help="split of --hf-dataset (e.g. train)"),
     split: str = typer.Option("train", help="easyvqa split, or Karpathy split(s): 'train,restval', 'all'"),
+    vlicl_data: Optional[Path] = typer.Option(None, help="vlicl: the VL-ICL folder (as `eval run --vlicl-data`); "
+                                              "only {task}/support.json and its images are read"),
+    vlicl_task: Optional[str] = typer.Option(None, help="vlicl: open_mi | operator_induction | clevr | textocr "
+                                             "(or the eval name, e.g. vlicl-clevr)"),
     mode: str = typer.Option("preference", help="preference (DPO pairs) | sft"),
     seed: int = typer.Option(0),
     max_records: Optional[int] = typer.Option(None, help="stop after this many records"),
@@ -76,7 +80,8 @@ def build(
     try:
         opts = BuildOptions(
             source=source, out=out, annotations=annotations, questions=questions, image_root=image_root,
-            image_template=image_template, hf_dataset=hf_dataset, hf_split=hf_split, split=split, mode=mode, seed=seed, max_records=max_records, question_regex=question_regex,
+            image_template=image_template, hf_dataset=hf_dataset, hf_split=hf_split, split=split,
+            vlicl_data=vlicl_data, vlicl_task=vlicl_task, mode=mode, seed=seed, max_records=max_records, question_regex=question_regex,
             sft_symbol_fraction=sft_symbol_fraction, sft_symbol_images=sft_symbol_images,
             sft_copy_fraction=sft_copy_fraction, check_images=check_images, on_bad_image=on_bad_image,
             strict_extension=strict_extension, demos=demos, retrieval_encoder=retrieval_encoder,

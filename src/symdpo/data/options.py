@@ -8,7 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Source = Literal["vqav2", "okvqa", "textvqa", "easyvqa", "coco", "flickr30k"]
+from symdpo.data.sources.vlicl import vlicl_folder
+
+Source = Literal["vqav2", "okvqa", "textvqa", "easyvqa", "coco", "flickr30k", "vlicl"]
 
 
 class SymbolOptions(BaseModel):
@@ -47,6 +49,8 @@ class BuildOptions(BaseModel):
     hf_dataset: str | None = None  # a Hugging Face dataset in place of the JSON files (data/sources/hf.py)
     hf_split: str | None = None  # its split, for a dataset with several (hub ids, DatasetDict folders)
     split: str = "train"  # easyvqa split; Karpathy split(s), comma-separated ("train,restval")
+    vlicl_data: Path | None = None  # the VL-ICL folder (its {task}/support.json and images; docs/vl-icl.md)
+    vlicl_task: str | None = None  # VL-ICL's dataset folder (clevr) or symdpo's eval task name (vlicl-clevr)
     mode: Literal["preference", "sft"] = "preference"
     out: Path
     seed: int = 0
@@ -86,7 +90,12 @@ class BuildOptions(BaseModel):
             raise ValueError("the output file must end in .jsonl or .parquet")
         return v
 
-    @field_validator("image_root")
+    @field_validator("vlicl_task")
+    @classmethod
+    def _vlicl_task(cls, v: str | None) -> str | None:
+        return None if v is None else vlicl_folder(v)
+
+    @field_validator("image_root", "vlicl_data")
     @classmethod
     def _root(cls, v: Path | None) -> Path | None:
         if v is not None and not v.is_dir():
@@ -98,13 +107,28 @@ class BuildOptions(BaseModel):
     def _check(self) -> BuildOptions:
         needs = {"vqav2": ("questions", "annotations"), "okvqa": ("questions", "annotations"),
                  "textvqa": ("annotations",), "coco": ("annotations",), "flickr30k": ("annotations",)}
+        if self.source == "vlicl":
+            self._check_vlicl()
+        elif self.vlicl_data is not None or self.vlicl_task is not None:
+            raise ValueError("--vlicl-data and --vlicl-task are for --source vlicl")
         for name in needs.get(self.source, ()) if self.hf_dataset is None else ():
             if getattr(self, name) is None:
                 raise ValueError(f"source {self.source} needs --{name} (or --hf-dataset)")
-        if self.source != "easyvqa" and self.image_root is None and self.hf_dataset is None:
+        if self.source not in ("easyvqa", "vlicl") and self.image_root is None and self.hf_dataset is None:
             raise ValueError(f"source {self.source} needs --image-root")
         if self.demos == "rices" and self.mode != "preference":
             raise ValueError("--demos rices selects the demonstrations of preference contexts; drop it for --mode sft")
         if self.mode == "preference" and self.source in ("coco", "flickr30k"):
             raise ValueError("preference data needs a VQA source (captions have no question to symbolise)")
         return self
+
+    def _check_vlicl(self) -> None:
+        """Check the options of a VL-ICL build: its folder and task, and nothing that would read another split."""
+        if self.vlicl_data is None or self.vlicl_task is None:
+            raise ValueError("source vlicl needs --vlicl-data (the VL-ICL folder) and --vlicl-task (e.g. clevr)")
+        if self.split not in ("train", "support"):  # "train": the option's default
+            raise ValueError(f"source vlicl builds from {self.vlicl_task}/support.json only (query.json is the "
+                             "evaluated set); drop --split")
+        for name in ("hf_dataset", "annotations", "questions", "image_root", "image_template"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"source vlicl reads --vlicl-data only; drop --{name.replace('_', '-')}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from symdpo.data.errors import DataError
+from symdpo.data.sources.types import VQAExample, derived_question_type
 
 HUB_ID = "ys-zong/VL-ICL"
 DOWNLOAD_HINT = (f"download it with `git lfs install && git clone https://huggingface.co/datasets/{HUB_ID}` and run "
@@ -150,3 +151,47 @@ def read_vlicl(root: str | Path, task: str, split: str) -> list[VLICLRecord]:
         seen.add(rid)
         records.append(parsed)
     return records
+
+
+# --- training pairs from the support split (``symdpo data build --source vlicl``) ------------------------------
+
+# tasks whose support records hold one image per demonstration, as preference and SFT records do
+BUILDABLE = ("textocr", "operator_induction", "clevr", "open_mi")
+
+
+def vlicl_folder(task: str) -> str:
+    """Return VL-ICL's dataset folder of ``task`` (its folder name or symdpo's eval task name), or raise ValueError."""
+    folder = FOLDERS.get(task, task)
+    if folder not in FOLDERS.values():
+        raise ValueError(f"unknown VL-ICL task {task!r}; one of {', '.join(BUILDABLE)} (or the eval names "
+                         f"{', '.join(k for k, v in FOLDERS.items() if v in BUILDABLE)})")
+    if folder not in BUILDABLE:
+        raise ValueError(f"{folder} cannot be built: its demonstrations hold {IMAGES_PER_RECORD[folder]} images each "
+                         f"and a training record holds one image per demonstration; use one of {', '.join(BUILDABLE)}")
+    return folder
+
+
+def eval_task(folder: str) -> str:
+    """Return symdpo's eval task name of VL-ICL's dataset ``folder`` (``operator_induction`` -> ``vlicl-operator``)."""
+    return next(name for name, f in FOLDERS.items() if f == folder)
+
+
+def read_vlicl_support(root: str | Path, folder: str) -> list[VQAExample]:
+    """Return ``{root}/{folder}/support.json`` as VQA examples (query.json is never read).
+
+    Operator support records give one example per operator (id ``{id}/{op}``, question type ``operator {op}``,
+    answer that operator's result), so a context shows one operator, as VL-ICL's demonstrations do; clevr's
+    question type is its attribute ("size" of "size: small"); answers are written as VL-ICL's ``str()``.
+    """
+    out = []
+    for rec in read_vlicl(root, eval_task(folder), "support"):
+        image, question = rec.image[0], rec.question
+        if folder == "operator_induction":
+            for op, k in OPERATOR_INDEX.items():
+                answer = str(rec.answer[k])
+                out.append(VQAExample(f"{rec.id}/{op}", image, question, (answer,), answer, f"operator {op}"))
+            continue
+        qtype = question.split(":")[0].strip() if folder == "clevr" else derived_question_type(question)
+        answer = str(rec.answer)
+        out.append(VQAExample(rec.id, image, question, (answer,), answer, qtype))
+    return out
