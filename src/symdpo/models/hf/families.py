@@ -83,6 +83,9 @@ def _encode_with(placeholder: str, nested: bool) -> Callable:
     def encode(processor, items: list) -> tuple[list[int], dict]:
         text, images = context_text(items, placeholder)
         kwargs = {"images": ([images] if nested else images)} if images else {}
+        bos = processor.tokenizer.bos_token
+        if bos and text.startswith(bos):  # the format wrote the template's BOS: the tokenizer adds no second
+            kwargs["add_special_tokens"] = False
         out = processor(text=[text], return_tensors="pt", **kwargs)
         extras = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")}
         return out["input_ids"][0].tolist(), extras
