@@ -47,3 +47,22 @@ def test_scored_ids_are_the_conversations_own(name, answer):
     assert whole[-len(answer_ids):] == answer_ids
     if lmm.encoder.moved_spaces(context):  # a chat cue's space is read as the answer's
         assert lmm.tokenizer.decode(scored).startswith(" ")
+
+
+def test_generation_starts_after_the_cue_and_drops_its_space(monkeypatch):
+    """A chat context is fed up to "Assistant:" (the template's generation prompt); the model's " red" is "red"."""
+    from hf_fixtures import native_context
+
+    lmm = load("tiny-smolvlm")
+    context = native_context(lmm)
+    ids = lmm.tokenize([context]).input_ids[0]
+    assert lmm.tokenizer.decode(ids).endswith("<end_of_utterance>\nAssistant:")
+    written = lmm.tokenizer(" red" + lmm.end_of_chunk, add_special_tokens=False, return_tensors="pt").input_ids
+
+    def fake_generate(input_ids=None, **kwargs):  # the model writes " red" and its end marker
+        import torch
+
+        return torch.cat([input_ids, written.expand(input_ids.shape[0], -1)], 1)
+
+    monkeypatch.setattr(lmm.hf, "generate", fake_generate)
+    assert lmm.generate([context], max_new_tokens=5) == ["red"]

@@ -5,14 +5,16 @@
 
 * ``idefics`` (base): ``Question: {q} Answer:{a}`` / ``Caption:{c}`` — IDEFICS' pretraining is interleaved
   web text, like Flamingo's, so a plain cue works.
-* ``idefics-instruct``: the model card's conversation, ``User:{image}{q}<end_of_utterance>\nAssistant: {a}``
-  ``<end_of_utterance>\n`` (its documented example; IDEFICS v1 ships no template).
+* ``idefics-instruct``: the model card's conversation, ``User:{image}{q}<end_of_utterance>\\nAssistant: {a}``
+  ``<end_of_utterance>\\n`` (its documented example; IDEFICS v1 ships no template).
 * ``idefics2`` / ``idefics3`` / ``smolvlm``: their chat template's text exactly (``User:`` / ``Assistant:`` roles,
-  ``<end_of_utterance>\n`` after every turn, a space after ``Assistant:``), with the BOS the template writes as
+  ``<end_of_utterance>\\n`` after every turn, a space after ``Assistant:``), with the BOS the template writes as
   the prefix (Idefics3 ``<|begin_of_text|>``, SmolVLM ``<|im_start|>``; Idefics2's tokenizer adds ``<s>``) and
   SmolVLM's VQA instruction "Give a very brief answer.".
 * ``qwen2_vl`` (Qwen2-VL, Qwen2.5-VL instruct) and ``qwen3_vl``: ChatML roles, with Qwen's VQA instruction
   "Answer the question using a single word or phrase." (Qwen3-VL's template writes no default system turn).
+* ``gemma3``: ``user`` / ``model`` turns closed by ``<end_of_turn>``, Qwen's instruction; its tokenizer writes
+  the template's BOS.
 
 Every instruct format is its chat template's text for the same turns (tests/models/hf/test_hf_chat_template.py
 renders the published templates). A query ends with the space the template writes before an answer; the model
