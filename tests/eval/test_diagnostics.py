@@ -42,9 +42,9 @@ HAND = {
                  "<|im_start|>assistant\n{a}<|endofchunk|>\n",
                  "<|im_start|>user\n<image>{q}\nAnswer the question using a single word or phrase.<|im_end|>\n"
                  "<|im_start|>assistant\n"),
-    "idefics3": (PROMPTS["idefics3"]["vqa"], "",
-                 "User:<image>{q}\nGive a very brief answer.\nAssistant:{a}<|endofchunk|>",
-                 "User:<image>{q}\nGive a very brief answer.\nAssistant:"),
+    "idefics3": (PROMPTS["idefics3"]["vqa"], "<|begin_of_text|>",
+                 "User:<image>{q}\nGive a very brief answer.<end_of_utterance>\nAssistant: {a}<|endofchunk|>\n",
+                 "User:<image>{q}\nGive a very brief answer.<end_of_utterance>\nAssistant: "),
 }
 TRAIN = [NS(id="tr-0", image="tr/0.png", question="What shape is it?", answers=("circle",), answer="circle"),
          NS(id="tr-1", image="tr/1.png", question="What colour is the big one?", answers=("dark red",),

@@ -84,11 +84,14 @@ def test_flamingo_packed_equals_unpacked(lmm, images, family, rows_used):
     assert rows_used[-1] == [[0, 1, 2, 3]]
 
 
-@pytest.mark.parametrize("name", ["tiny-qwen2-vl", "tiny-idefics3", "tiny-gemma3"])
-def test_hf_packed_equals_unpacked(name, rows_used):
+@pytest.mark.parametrize("name,style", [("tiny-qwen2-vl", "openflamingo"), ("tiny-idefics3", "openflamingo"),
+                                        ("tiny-gemma3", "openflamingo"), ("tiny-smolvlm", "native"),
+                                        ("tiny-qwen2-vl", "native")])
+def test_hf_packed_equals_unpacked(name, style, rows_used):
     """HF families (M-RoPE and flat patches; nested images with pixel masks; Gemma 3's two masks): packed rows
-    equal naive scoring, values and gradients, with a budget that puts two pairs in a row and needs two rows."""
-    from hf_fixtures import vqa_context
+    equal naive scoring, values and gradients, with a budget that puts two pairs in a row and needs two rows; in
+    OpenFlamingo's wording and in the family's own format (SmolVLM's cue space moved to the answers)."""
+    from hf_fixtures import native_context, vqa_context
 
     from symdpo.models.interface import TrainingSpec
     from symdpo.models.registry import load_model
@@ -97,7 +100,8 @@ def test_hf_packed_equals_unpacked(name, rows_used):
     lmm.prepare_training(TrainingSpec(policy="full"))
     lmm.train(False)
     end = lmm.end_of_chunk
-    contexts = [vqa_context(shots=1), vqa_context(seed=4, shots=2), vqa_context(seed=7, shots=3)]
+    make = vqa_context if style == "openflamingo" else (lambda seed=1, shots=1: native_context(lmm, seed, shots))
+    contexts = [make(shots=1), make(seed=4, shots=2), make(seed=7, shots=3)]
     chosen = ["circle" + end, "rhondda a b", "x" + end]
     rejected = ["red", "odwyer" + end, "blue green yellow" + end]
     params = [p for p in lmm.module.parameters() if p.requires_grad]

@@ -128,7 +128,7 @@ class InterleavedModel(Protocol):
         ...
 
     def answer_token_counts(self, answers: list[str]) -> list[int]:
-        """Return how many tokens each answer scores (tokenized alone, as scoring does)."""
+        """Return each answer's token count tokenized alone (the loss normaliser; scoring's, give or take a chat cue's space)."""
         ...
 
     def generate(self, contexts: list[Context], *, max_new_tokens: int = 20, num_beams: int = 1,

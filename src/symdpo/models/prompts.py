@@ -2,8 +2,12 @@
 
 A format uses ``{image}`` for the image marker (turned into an image item by ``eval.prompts.to_interleaved``;
 the model writes its own image tokens there), ``{end}`` for the end-of-answer text, and the task fields
-``{question}``, ``{answer}``, ``{caption}``. As in the OpenFlamingo prompts, no space is written between the
-cue and ``{answer}``: answers are tokenized alone, so demonstrations and scored answers agree.
+``{question}``, ``{answer}``, ``{caption}``. A demonstration is its query followed directly by ``{answer}``: a
+chat format whose template writes a space before the answer (``Assistant: red``) ends its query with that space.
+The model reads a context the way lm-evaluation-harness does: the context's trailing spaces move to the answer
+(``continuation``), which is tokenized after its context, so the ids scored are the ones the model sees inside
+the full conversation, and generation starts after the cue (``Assistant:``, the template's generation prompt).
+OpenFlamingo's cue (``Short answer:``) ends in no space, so nothing moves for it.
 
 Styles: ``openflamingo`` is OpenFlamingo's evaluation wording (``open_flamingo/eval/models/open_flamingo.py``,
 ``get_vqa_prompt`` / ``get_caption_prompt``), the one the SymDPO paper evaluated OpenFlamingo and base IDEFICS
@@ -50,6 +54,16 @@ OPENFLAMINGO: dict[str, PromptFormat] = {
                         query="{image}Question:{question} Short answer:"),
     "caption": PromptFormat(demo="{image}Output:{caption}{end}", query="{image}Output:"),
 }
+
+
+def move_trailing_spaces(context_text: str) -> tuple[str, str]:
+    """Return (the text without its trailing spaces, those spaces): what the model reads, and the answer's start.
+
+    Only spaces move (lm-evaluation-harness moves all whitespace): a newline ends a chat role header
+    (``<|im_start|>assistant\\n``), which the templates' generation prompts include.
+    """
+    kept = context_text.rstrip(" ")
+    return kept, context_text[len(kept):]
 
 
 def check_style(style: str) -> str:

@@ -22,6 +22,16 @@ def vqa_context(seed: int = 1, shots: int = 1) -> list:
     return ctx + [picture(seed + 100), "Question:What shape? Short answer:"]
 
 
+def native_context(lmm, seed: int = 1, shots: int = 1) -> list:
+    """Return a VQA context in the model's own prompt format (a chat cue's trailing space included)."""
+    from symdpo.eval.prompts import PromptItem, render_context, to_interleaved
+
+    fmt = lmm.prompt_format("vqa", "native")
+    demos = [PromptItem(picture(seed + i), {"question": f"What color is {i}?", "answer": "red"}) for i in range(shots)]
+    text, images = render_context(fmt, demos, PromptItem(picture(seed + 100), {"question": "What shape?"}))
+    return to_interleaved(text, images, fmt.image_marker)
+
+
 _CACHE: dict = {}
 
 

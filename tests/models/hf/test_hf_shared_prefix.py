@@ -1,4 +1,5 @@
-"""Shared-context pair log-probs of every HF family equal naive scoring: values and gradients, fp32, 1e-5.
+"""Shared-context pair log-probs of every HF family equal naive scoring: values and gradients, fp32, 1e-5, in
+OpenFlamingo's wording and in the family's own format (a chat cue's space moved to the answers).
 
 Compared against: the naive path, where each answer is scored on its own copy of the context exactly as the
 family's processor writes context + answer (tests/models/hf/test_hf_scoring.py checks that path against the
@@ -9,15 +10,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hf_fixtures import FAMILY_PRESETS, VARIANT_PRESETS, vqa_context
+from hf_fixtures import FAMILY_PRESETS, VARIANT_PRESETS, native_context, vqa_context
 from pair_fixtures import assert_same_pairs
 
 from symdpo.models.interface import TrainingSpec
 from symdpo.models.registry import load_model
 
 
-def _pairs(end: str):
-    contexts = [vqa_context(shots=1), vqa_context(seed=4, shots=2), vqa_context(seed=7, shots=3)]
+def _pairs(end: str, lmm=None):
+    """Return (contexts, chosen, rejected): OpenFlamingo-worded contexts, or ``lmm``'s own format when given."""
+    make = vqa_context if lmm is None else (lambda seed=1, shots=1: native_context(lmm, seed, shots))
+    contexts = [make(shots=1), make(seed=4, shots=2), make(seed=7, shots=3)]
     chosen = ["circle" + end, "rhondda a b", "x" + end]
     rejected = ["red", "odwyer" + end, "blue green yellow" + end]
     return contexts, chosen, rejected
@@ -32,12 +35,13 @@ def _run(lmm, shared: bool, contexts, chosen, rejected):
     return (c.detach(), r.detach(), nc, nr), [p.grad.clone() if p.grad is not None else None for p in params]
 
 
+@pytest.mark.parametrize("style", ["openflamingo", "native"])
 @pytest.mark.parametrize("name", FAMILY_PRESETS + VARIANT_PRESETS)
-def test_shared_context_equals_naive(name):
+def test_shared_context_equals_naive(name, style):
     lmm = load_model(name)
     lmm.prepare_training(TrainingSpec(policy="full"))  # gradients everywhere but the vision tower
     lmm.train(False)  # no dropout, so both paths see the same function
-    data = _pairs(lmm.end_of_chunk)
+    data = _pairs(lmm.end_of_chunk, lmm if style == "native" else None)
     assert_same_pairs(_run(lmm, True, *data), _run(lmm, False, *data))
 
 

@@ -1,7 +1,8 @@
 """`HFInterleavedLMM`: the interleaved-model interface (models/interface.py) over a transformers LMM.
 
-Inputs are built by the model's own processor; the answer is tokenized alone and appended, so exactly its
-tokens are scored. ``module`` is the transformers model itself: its parameter names are its own.
+Inputs are built by the model's own processor; an answer is tokenized as the continuation of its context
+(``inputs.Encoder.answer_ids``: the ids the model reads inside the whole conversation) and appended, so exactly
+its tokens are scored. ``module`` is the transformers model itself: its parameter names are its own.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class HFInterleavedLMM(SharedMethods):
 
     # ---- inputs -------------------------------------------------------------------------------------------
     def tokenize(self, contexts: list[Context], answers: list[str] | None = None, *, reserve: int = 0) -> Batch:
-        """Return the left-padded batch of ``contexts`` (+ ``answers``, tokenized alone) with its image inputs."""
+        """Return the left-padded batch of ``contexts`` (+ ``answers``, each continuing its context) with its image inputs."""
         return self.encoder.batch(contexts, answers, reserve=reserve)
     def _cast_pixels(self, inputs: dict) -> dict:
         """Return ``inputs`` with the pixels in the model's dtype (processors give float32; a bf16 model wants bf16)."""
@@ -131,8 +132,8 @@ class HFInterleavedLMM(SharedMethods):
         from symdpo.models.scoring import compute_dtype, masked_logps, pad_right
 
         enc = self.encoder
-        ch = [enc.answer_ids(a) for a in chosen]
-        rj = [enc.answer_ids(a) for a in rejected]
+        ch = [enc.answer_ids(a, c) for a, c in zip(chosen, contexts, strict=True)]
+        rj = [enc.answer_ids(a, c) for a, c in zip(rejected, contexts, strict=True)]
         ctx = enc.batch(contexts, reserve=[max(len(c), len(r)) for c, r in zip(ch, rj, strict=True)])
         ch_ids, ch_mask = pad_right(ch, self.tokenizer.pad_token_id)
         rj_ids, rj_mask = pad_right(rj, self.tokenizer.pad_token_id)
@@ -196,7 +197,8 @@ class HFInterleavedLMM(SharedMethods):
         out = self.hf.generate(**inputs, generation_config=config)
         new = out[:, batch.input_ids.shape[1]:]
         texts = tok.batch_decode(new, skip_special_tokens=False)
-        return [self._strip(t) for t in texts]
+        # the spaces the context's cue ended with were moved to the answer: the model wrote them, drop them
+        return [self._strip(t).removeprefix(self.encoder.moved_spaces(c)) for t, c in zip(texts, contexts, strict=True)]
 
     @functools.cached_property
     def _cache_argument(self) -> str:
@@ -232,7 +234,7 @@ class HFInterleavedLMM(SharedMethods):
         return text
 
     def answer_token_counts(self, answers: list[str]) -> list[int]:
-        """Return how many tokens each answer scores (tokenized alone, as scoring does)."""
+        """Return each answer's token count tokenized alone (scoring's, give or take a cue's moved space)."""
         return [len(self.encoder.answer_ids(a)) for a in answers]
 
     def image_cache(self):
@@ -288,8 +290,11 @@ class HFInterleavedLMM(SharedMethods):
         sizes = {k: sum(p.numel() for m in ms if m is not None for p in m.parameters()) for k, ms in parts.items()}
         if fam.default_policy == "lora":  # the adapters a default LoRA run adds (they do not exist before)
             trainable = lora_size(get_path(hf, fam.lm), LoraSpec().r, fam.lora_targets)
-        else:
+        else:  # openflamingo / connector: the vision-to-text layers (openflamingo: and the added tokens' rows)
             trainable = sizes["connector"] + sizes["cross-attention"]
+            if fam.default_policy == "openflamingo":
+                added = [find_path(hf, p) for p in fam.new_tokens]
+                trainable += sum(p.numel() for m in added if m is not None for p in m.parameters())
         return ModelInfo(family=f"{fam.name} ({type(hf).__name__})", parameters=sum(p.numel() for p in hf.parameters()),
                          trainable=trainable, default_policy=fam.default_policy,
                          parts={k: v for k, v in sizes.items() if v}, prompt_style=self.default_prompt_style,

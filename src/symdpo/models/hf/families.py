@@ -25,9 +25,9 @@ from symdpo.models import scoring
 from symdpo.models.interface import context_text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Family:
-    """How one HF family is driven by the adapter."""
+    """How one HF family is driven by the adapter (keyword-only: an entry names every part it sets)."""
 
     name: str
     model_classes: tuple[str, ...]  # transformers classes of the family (the first is the default)
@@ -36,7 +36,7 @@ class Family:
     image_token: str  # the token the processor expands per image (its embedding row is the "<image>" row)
     placeholder: str | None  # text standing for one image in the processor's text; None: IDEFICS prompt lists
     end_markers: tuple[str, ...]
-    default_policy: str  # see training.py
+    default_policy: str  # what a run without model.policy trains (interface.POLICIES; the reason beside each entry)
     lora_targets: tuple[str, ...]  # LM module names LoRA wraps
     vision: str  # attribute path of the vision tower under the HF model
     connector: tuple[str, ...]  # vision-to-LM bridge (perceiver / projector / merger)
@@ -83,6 +83,9 @@ def _encode_with(placeholder: str, nested: bool) -> Callable:
     def encode(processor, items: list) -> tuple[list[int], dict]:
         text, images = context_text(items, placeholder)
         kwargs = {"images": ([images] if nested else images)} if images else {}
+        bos = processor.tokenizer.bos_token
+        if bos and text.startswith(bos):  # the format wrote the template's BOS: the tokenizer adds no second
+            kwargs["add_special_tokens"] = False
         out = processor(text=[text], return_tensors="pt", **kwargs)
         extras = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")}
         return out["input_ids"][0].tolist(), extras
@@ -215,40 +218,52 @@ def collate_gemma3(rows: list[dict], input_ids: torch.Tensor, processor) -> dict
     return out
 
 
+_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")  # the LM attention projections LoRA wraps
+_QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
-        Family("idefics", ("IdeficsForVisionText2Text",), "IdeficsProcessor", "IdeficsImageProcessorPil", "<image>",
-               None, ("<end_of_utterance>", "\n"), "connector", ("q_proj", "k_proj", "v_proj", "o_proj"),
-               "model.vision_model", ("model.perceiver_resampler",), ("model.gated_cross_attn_layers",), "model.layers",
-               encode_idefics, collate_idefics, gates=("alpha_cross_attn", "alpha_dense"),
+        # IDEFICS v1 is a Flamingo: its default is the SymDPO paper's setting (perceiver, cross-attention, new rows)
+        Family(name="idefics", model_classes=("IdeficsForVisionText2Text",), processor_class="IdeficsProcessor",
+               image_processor_class="IdeficsImageProcessorPil", image_token="<image>", placeholder=None,
+               end_markers=("<end_of_utterance>", "\n"), default_policy="openflamingo", lora_targets=_ATTENTION,
+               vision="model.vision_model", connector=("model.perceiver_resampler",),
+               xattn=("model.gated_cross_attn_layers",), lm="model.layers", encode=encode_idefics,
+               collate=collate_idefics, gates=("alpha_cross_attn", "alpha_dense"),
                new_tokens=("model.embed_tokens.additional_embedding", "lm_head.additional_fc")),
-        Family("idefics3", ("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"), "Idefics3Processor",
-               "Idefics3ImageProcessorPil", "<image>", "<image>", ("<end_of_utterance>",), "lora",
-               ("q_proj", "k_proj", "v_proj", "o_proj"), "model.vision_model", ("model.connector",), (),
-               "model.text_model", _encode_with("<image>", nested=True), collate_idefics3, prefill_once=True,
-               pack=pack_nested),
-        Family("qwen2_vl", ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration"),
-               "Qwen2VLProcessor", "Qwen2VLImageProcessorPil", "<|image_pad|>",
-               "<|vision_start|><|image_pad|><|vision_end|>", ("<|im_end|>",), "lora",
-               ("q_proj", "k_proj", "v_proj", "o_proj"), "model.visual", ("model.visual.merger",), (),
-               "model.language_model", _encode_with("<|vision_start|><|image_pad|><|vision_end|>", nested=False),
-               collate_qwen2_vl, positions=mrope_positions, image_cache=True, prefill_once=True, pack=pack_flat),
-        Family("idefics2", ("Idefics2ForConditionalGeneration",), "Idefics2Processor", "Idefics2ImageProcessorPil",
-               "<image>", "<image>", ("<end_of_utterance>",), "lora", ("q_proj", "k_proj", "v_proj", "o_proj"),
-               "model.vision_model", ("model.connector",), (), "model.text_model",
-               _encode_with("<image>", nested=True), collate_idefics3, prefill_once=True, pack=pack_nested),
-        Family("qwen3_vl", ("Qwen3VLForConditionalGeneration",), "Qwen3VLProcessor", "Qwen2VLImageProcessorPil",
-               "<|image_pad|>", "<|vision_start|><|image_pad|><|vision_end|>", ("<|im_end|>",), "lora",
-               ("q_proj", "k_proj", "v_proj", "o_proj"), "model.visual",
-               ("model.visual.merger", "model.visual.deepstack_merger_list"), (), "model.language_model",
-               _encode_with("<|vision_start|><|image_pad|><|vision_end|>", nested=False), collate_qwen2_vl,
+        # the others default to LoRA: their connector is one projection in front of the LM, too small a lever for
+        # learning to read symbols off demonstration images, and full tuning of a 2-8B LM is rarely wanted
+        Family(name="idefics3", model_classes=("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"),
+               processor_class="Idefics3Processor", image_processor_class="Idefics3ImageProcessorPil",
+               image_token="<image>", placeholder="<image>", end_markers=("<end_of_utterance>",), default_policy="lora",
+               lora_targets=_ATTENTION, vision="model.vision_model", connector=("model.connector",), xattn=(),
+               lm="model.text_model", encode=_encode_with("<image>", nested=True), collate=collate_idefics3,
+               prefill_once=True, pack=pack_nested),
+        Family(name="qwen2_vl", model_classes=("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration"),
+               processor_class="Qwen2VLProcessor", image_processor_class="Qwen2VLImageProcessorPil",
+               image_token="<|image_pad|>", placeholder=_QWEN_IMAGE, end_markers=("<|im_end|>",), default_policy="lora",
+               lora_targets=_ATTENTION, vision="model.visual", connector=("model.visual.merger",), xattn=(),
+               lm="model.language_model", encode=_encode_with(_QWEN_IMAGE, nested=False), collate=collate_qwen2_vl,
                positions=mrope_positions, image_cache=True, prefill_once=True, pack=pack_flat),
-        Family("gemma3", ("Gemma3ForConditionalGeneration",), "Gemma3Processor", "Gemma3ImageProcessorPil",
-               "<image_soft_token>", "<start_of_image>", ("<end_of_turn>",), "lora", ("q_proj", "k_proj", "v_proj", "o_proj"),
-               "model.vision_tower", ("model.multi_modal_projector",), (), "model.language_model",
-               _encode_with("<start_of_image>", nested=True), collate_gemma3, tree_attention=gemma3_tree_attention,
-               pack=pack_flat),
+        Family(name="idefics2", model_classes=("Idefics2ForConditionalGeneration",), processor_class="Idefics2Processor",
+               image_processor_class="Idefics2ImageProcessorPil", image_token="<image>", placeholder="<image>",
+               end_markers=("<end_of_utterance>",), default_policy="lora", lora_targets=_ATTENTION,
+               vision="model.vision_model", connector=("model.connector",), xattn=(), lm="model.text_model",
+               encode=_encode_with("<image>", nested=True), collate=collate_idefics3, prefill_once=True,
+               pack=pack_nested),
+        Family(name="qwen3_vl", model_classes=("Qwen3VLForConditionalGeneration",), processor_class="Qwen3VLProcessor",
+               image_processor_class="Qwen2VLImageProcessorPil", image_token="<|image_pad|>", placeholder=_QWEN_IMAGE,
+               end_markers=("<|im_end|>",), default_policy="lora", lora_targets=_ATTENTION, vision="model.visual",
+               connector=("model.visual.merger", "model.visual.deepstack_merger_list"), xattn=(),
+               lm="model.language_model", encode=_encode_with(_QWEN_IMAGE, nested=False), collate=collate_qwen2_vl,
+               positions=mrope_positions, image_cache=True, prefill_once=True, pack=pack_flat),
+        Family(name="gemma3", model_classes=("Gemma3ForConditionalGeneration",), processor_class="Gemma3Processor",
+               image_processor_class="Gemma3ImageProcessorPil", image_token="<image_soft_token>",
+               placeholder="<start_of_image>", end_markers=("<end_of_turn>",), default_policy="lora",
+               lora_targets=_ATTENTION, vision="model.vision_tower", connector=("model.multi_modal_projector",),
+               xattn=(), lm="model.language_model", encode=_encode_with("<start_of_image>", nested=True),
+               collate=collate_gemma3, tree_attention=gemma3_tree_attention, pack=pack_flat),
     ]
 }
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from symdpo.models.hf.families import Family
-from symdpo.models.prompts import AGNOSTIC_END
+from symdpo.models.prompts import AGNOSTIC_END, move_trailing_spaces
 
 log = logging.getLogger("symdpo.models.hf")
 
@@ -100,12 +100,34 @@ class Encoder:
         """Return the context with the model-agnostic end marker written as the family's, images as PIL."""
         return [it.replace(AGNOSTIC_END, self.end) if isinstance(it, str) else to_pil(it) for it in context]
 
-    def answer_ids(self, answer: str) -> list[int]:
-        """Return the answer's token ids, tokenized alone (no special tokens), as the recipes count them."""
-        ids = self.tokenizer(answer.replace(AGNOSTIC_END, self.end), add_special_tokens=False)["input_ids"]
+    def answer_ids(self, answer: str, context: list | None = None) -> list[int]:
+        """Return the answer's token ids as the model reads them after ``context`` (alone when None).
+
+        As lm-evaluation-harness: the context's trailing spaces start the answer, and the answer's ids are
+        those after the context's in the tokenization of context + answer. The context's last text (after its
+        last image or end marker, both tokens of their own) stands for the whole: tokenizers split at
+        special tokens, so the text before it cannot change how the answer is cut.
+        """
+        tail, spaces = move_trailing_spaces(self.text_tail(context)) if context else ("", "")
+        answer = spaces + answer.replace(AGNOSTIC_END, self.end)
+        if not tail:
+            ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        else:
+            head = self.tokenizer(tail, add_special_tokens=False)["input_ids"]
+            ids = self.tokenizer(tail + answer, add_special_tokens=False)["input_ids"][len(head):]
         if not ids:
             raise ValueError(f"answer {answer!r} tokenizes to nothing")
         return ids
+
+    def text_tail(self, context: list) -> str:
+        """Return the context's text after its last image (and after its last end marker), as the model has it."""
+        last = context[-1] if context else ""
+        text = last.replace(AGNOSTIC_END, self.end) if isinstance(last, str) else ""
+        return text.rsplit(self.end, 1)[-1]
+
+    def moved_spaces(self, context: list) -> str:
+        """Return the trailing spaces the model reads as the start of the answer to ``context``."""
+        return move_trailing_spaces(self.text_tail(context))[1]
 
     def encode(self, context: list, reserve: int) -> tuple[list[int], dict, int]:
         """Return (ids, image tensors, demonstrations dropped) of one context leaving ``reserve`` tokens free."""
@@ -113,6 +135,8 @@ class Encoder:
         # end-of-turn token is no boundary), else at the family's
         agnostic = any(isinstance(it, str) and AGNOSTIC_END in it for it in context)
         chunks = [self.normalise(c) for c in split_demos(context, AGNOSTIC_END if agnostic else self.end)]
+        if chunks[-1] and isinstance(chunks[-1][-1], str):  # its trailing spaces belong to the answer
+            chunks[-1][-1] = move_trailing_spaces(chunks[-1][-1])[0]
         first = chunks[0][0] if chunks[0] and isinstance(chunks[0][0], str) else ""
         head = next((p for p in self.prefixes if first.startswith(p)), "")
         dropped = 0
@@ -131,7 +155,7 @@ class Encoder:
         """Return the left-padded batch of ``contexts`` (+ ``answers``), ``reserve`` tokens (per row) kept free."""
         rows, masks, extras, dropped = [], [], [], []
         for i, context in enumerate(contexts):
-            ans = self.answer_ids(answers[i]) if answers is not None else []
+            ans = self.answer_ids(answers[i], context) if answers is not None else []
             free = reserve[i] if isinstance(reserve, list) else reserve
             ids, ex, n = self.encode(context, free + len(ans))
             rows.append(ids + ans)

@@ -45,7 +45,8 @@ def load_hf(name: str, *, dtype: str | None = None, trust_remote_code: bool | No
         kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
         hf = cls.from_pretrained(repo, trust_remote_code=remote, **kwargs).eval()
         processor = load_processor(family, repo, config, trust_remote_code=remote)
-    prompts = preset.prompts if preset else family.name
+    # a hub id's format: its model type's own when it has one (smolvlm), else its family's
+    prompts = preset.prompts if preset else (config.model_type if config.model_type in PROMPTS else family.name)
     style = preset.prompt_style if preset else ("openflamingo" if prompts in BASE_PROMPTS else "native")
     return HFInterleavedLMM(hf, processor, family=family, prompts=PROMPTS[prompts], default_prompt_style=style,
                             source=name)

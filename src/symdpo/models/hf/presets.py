@@ -5,15 +5,21 @@
 
 * ``idefics`` (base): ``Question: {q} Answer:{a}`` / ``Caption:{c}`` — IDEFICS' pretraining is interleaved
   web text, like Flamingo's, so a plain cue works.
-* ``idefics-instruct`` / ``idefics3`` (Idefics3, SmolVLM): their chat roles ``User:`` / ``Assistant:``.
+* ``idefics-instruct``: the model card's conversation, ``User:{image}{q}<end_of_utterance>\\nAssistant: {a}``
+  ``<end_of_utterance>\\n`` (its documented example; IDEFICS v1 ships no template).
+* ``idefics2`` / ``idefics3`` / ``smolvlm``: their chat template's text exactly (``User:`` / ``Assistant:`` roles,
+  ``<end_of_utterance>\\n`` after every turn, a space after ``Assistant:``), with the BOS the template writes as
+  the prefix (Idefics3 ``<|begin_of_text|>``, SmolVLM ``<|im_start|>``; Idefics2's tokenizer adds ``<s>``) and
+  SmolVLM's VQA instruction "Give a very brief answer.".
 * ``qwen2_vl`` (Qwen2-VL, Qwen2.5-VL instruct) and ``qwen3_vl``: ChatML roles, with Qwen's VQA instruction
   "Answer the question using a single word or phrase." (Qwen3-VL's template writes no default system turn).
-* Idefics2 takes the ``idefics3`` format (the same roles).
+* ``gemma3``: ``user`` / ``model`` turns closed by ``<end_of_turn>``, Qwen's instruction; its tokenizer writes
+  the template's BOS.
 
-The IDEFICS-instruct and Idefics3 formats close the *user* turn with a newline and write no space before the
-answer (answers are scored tokenized alone), where their chat templates write ``<end_of_utterance>`` and
-``Assistant: ``; Qwen's is its chat template's text exactly. The demonstration boundary is the model-agnostic
-``{end}`` marker, so a turn's own ``<|im_end|>`` never cuts a demonstration in two.
+Every instruct format is its chat template's text for the same turns (tests/models/hf/test_hf_chat_template.py
+renders the published templates). A query ends with the space the template writes before an answer; the model
+moves it to the answer (``models/prompts.py``). The demonstration boundary is the model-agnostic ``{end}``
+marker, so a turn's own ``<|im_end|>`` / ``<end_of_utterance>`` never cuts a demonstration in two.
 """
 
 from __future__ import annotations
@@ -36,21 +42,33 @@ _GEMMA_USER = "<start_of_turn>user\n{image}"
 _GEMMA_VQA = _GEMMA_USER + "{question}\nAnswer the question using a single word or phrase.<end_of_turn>\n<start_of_turn>model\n"
 _GEMMA_CAP = _GEMMA_USER + "Describe the image in one sentence.<end_of_turn>\n<start_of_turn>model\n"
 
+# IDEFICS-instruct, Idefics2/3, SmolVLM: "User:" (no space: the turn starts with its image), the turn closed by
+# <end_of_utterance> and a newline, then "Assistant: " (the space the template writes before an answer)
+_EU_VQA = "User:{image}{question}<end_of_utterance>\nAssistant: "
+_EU_CAP = "User:{image}Describe the image briefly.<end_of_utterance>\nAssistant: "
+_EU3_VQA = "User:{image}{question}\nGive a very brief answer.<end_of_utterance>\nAssistant: "
+_EU3_CAP = "User:{image}Caption the image in one sentence.<end_of_utterance>\nAssistant: "
+
 _PROMPTS: dict[str, dict[str, dict[str, str]]] = {
     "idefics": {
         "vqa": {"demo": "{image}Question: {question} Answer:{answer}{end}", "query": "{image}Question: {question} Answer:"},
         "caption": {"demo": "{image}Caption:{caption}{end}", "query": "{image}Caption:"},
     },
     "idefics-instruct": {
-        "vqa": {"demo": "User:{image}{question}\nAssistant:{answer}{end}", "query": "User:{image}{question}\nAssistant:"},
-        "caption": {"demo": "User:{image}Describe the image briefly.\nAssistant:{caption}{end}",
-                    "query": "User:{image}Describe the image briefly.\nAssistant:"},
+        "vqa": {"demo": _EU_VQA + "{answer}{end}\n", "query": _EU_VQA},
+        "caption": {"demo": _EU_CAP + "{caption}{end}\n", "query": _EU_CAP},
+    },
+    "idefics2": {
+        "vqa": {"demo": _EU3_VQA + "{answer}{end}\n", "query": _EU3_VQA},
+        "caption": {"demo": _EU3_CAP + "{caption}{end}\n", "query": _EU3_CAP},
     },
     "idefics3": {
-        "vqa": {"demo": "User:{image}{question}\nGive a very brief answer.\nAssistant:{answer}{end}",
-                "query": "User:{image}{question}\nGive a very brief answer.\nAssistant:"},
-        "caption": {"demo": "User:{image}Caption the image in one sentence.\nAssistant:{caption}{end}",
-                    "query": "User:{image}Caption the image in one sentence.\nAssistant:"},
+        "vqa": {"demo": _EU3_VQA + "{answer}{end}\n", "query": _EU3_VQA, "prefix": "<|begin_of_text|>"},
+        "caption": {"demo": _EU3_CAP + "{caption}{end}\n", "query": _EU3_CAP, "prefix": "<|begin_of_text|>"},
+    },
+    "smolvlm": {
+        "vqa": {"demo": _EU3_VQA + "{answer}{end}\n", "query": _EU3_VQA, "prefix": "<|im_start|>"},
+        "caption": {"demo": _EU3_CAP + "{caption}{end}\n", "query": _EU3_CAP, "prefix": "<|im_start|>"},
     },
     "qwen2_vl": {
         "vqa": {"demo": _QWEN_VQA + "{answer}{end}\n", "query": _QWEN_VQA, "prefix": _QWEN_SYSTEM},
@@ -103,14 +121,14 @@ HF_PRESETS: dict[str, HFPreset] = {
         HFPreset("idefics-80b-instruct", "idefics", "HuggingFaceM4/idefics-80b-instruct", "idefics-instruct",
                  "IDEFICS-80B-Instruct"),
         HFPreset("idefics3-8b", "idefics3", "HuggingFaceM4/Idefics3-8B-Llama3", "idefics3", "Idefics3-8B (Llama-3)"),
-        HFPreset("smolvlm-256m", "idefics3", "HuggingFaceTB/SmolVLM-256M-Instruct", "idefics3", "SmolVLM-256M-Instruct"),
-        HFPreset("smolvlm-500m", "idefics3", "HuggingFaceTB/SmolVLM-500M-Instruct", "idefics3", "SmolVLM-500M-Instruct"),
-        HFPreset("smolvlm-2b", "idefics3", "HuggingFaceTB/SmolVLM-Instruct", "idefics3", "SmolVLM-Instruct (2.2B)"),
+        HFPreset("smolvlm-256m", "idefics3", "HuggingFaceTB/SmolVLM-256M-Instruct", "smolvlm", "SmolVLM-256M-Instruct"),
+        HFPreset("smolvlm-500m", "idefics3", "HuggingFaceTB/SmolVLM-500M-Instruct", "smolvlm", "SmolVLM-500M-Instruct"),
+        HFPreset("smolvlm-2b", "idefics3", "HuggingFaceTB/SmolVLM-Instruct", "smolvlm", "SmolVLM-Instruct (2.2B)"),
         HFPreset("qwen2-vl-2b", "qwen2_vl", "Qwen/Qwen2-VL-2B-Instruct", "qwen2_vl", "Qwen2-VL-2B-Instruct"),
         HFPreset("qwen2-vl-7b", "qwen2_vl", "Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl", "Qwen2-VL-7B-Instruct"),
         HFPreset("qwen2.5-vl-3b", "qwen2_vl", "Qwen/Qwen2.5-VL-3B-Instruct", "qwen2_vl", "Qwen2.5-VL-3B-Instruct"),
         HFPreset("qwen2.5-vl-7b", "qwen2_vl", "Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_vl", "Qwen2.5-VL-7B-Instruct"),
-        HFPreset("idefics2-8b", "idefics2", "HuggingFaceM4/idefics2-8b", "idefics3", "Idefics2-8B (Mistral-7B)"),
+        HFPreset("idefics2-8b", "idefics2", "HuggingFaceM4/idefics2-8b", "idefics2", "Idefics2-8B (Mistral-7B)"),
         HFPreset("gemma3-4b", "gemma3", "google/gemma-3-4b-it", "gemma3", "Gemma 3 4B (instruction-tuned)"),
         HFPreset("gemma3-12b", "gemma3", "google/gemma-3-12b-it", "gemma3", "Gemma 3 12B (instruction-tuned)"),
         HFPreset("gemma3-27b", "gemma3", "google/gemma-3-27b-it", "gemma3", "Gemma 3 27B (instruction-tuned)"),
@@ -118,11 +136,11 @@ HF_PRESETS: dict[str, HFPreset] = {
         HFPreset("qwen3-vl-4b", "qwen3_vl", "Qwen/Qwen3-VL-4B-Instruct", "qwen3_vl", "Qwen3-VL-4B-Instruct"),
         HFPreset("qwen3-vl-8b", "qwen3_vl", "Qwen/Qwen3-VL-8B-Instruct", "qwen3_vl", "Qwen3-VL-8B-Instruct"),
         HFPreset("tiny-idefics", "idefics", None, "idefics", "tiny random IDEFICS v1 (tests, CPU); no download"),
-        HFPreset("tiny-idefics2", "idefics2", None, "idefics3", "tiny random Idefics2; no download"),
+        HFPreset("tiny-idefics2", "idefics2", None, "idefics2", "tiny random Idefics2; no download"),
         HFPreset("tiny-gemma3", "gemma3", None, "gemma3", "tiny random Gemma 3; no download"),
         HFPreset("tiny-qwen3-vl", "qwen3_vl", None, "qwen3_vl", "tiny random Qwen3-VL; no download"),
         HFPreset("tiny-idefics3", "idefics3", None, "idefics3", "tiny random Idefics3; no download"),
-        HFPreset("tiny-smolvlm", "idefics3", None, "idefics3", "tiny random SmolVLM; no download", "smolvlm"),
+        HFPreset("tiny-smolvlm", "idefics3", None, "smolvlm", "tiny random SmolVLM; no download", "smolvlm"),
         HFPreset("tiny-qwen2-vl", "qwen2_vl", None, "qwen2_vl", "tiny random Qwen2-VL; no download"),
         HFPreset("tiny-qwen2.5-vl", "qwen2_vl", None, "qwen2_vl", "tiny random Qwen2.5-VL; no download", "qwen2_5_vl"),
     ]

@@ -26,6 +26,15 @@ def _tokenizer(specials: list[str], named: dict[str, str] | None = None):
     return tok
 
 
+def _add_bos(tok) -> None:
+    """Make ``tok`` write its BOS before every text it encodes with special tokens (as Gemma's and Llama's do)."""
+    from tokenizers.processors import TemplateProcessing
+
+    bos = tok.bos_token
+    tok.backend_tokenizer.post_processor = TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A $B",
+                                                              special_tokens=[(bos, tok.bos_token_id)])
+
+
 def image_only(processor_cls):
     """Return ``processor_cls`` without a video processor (whose class lookup needs torchvision)."""
 
@@ -60,6 +69,7 @@ def tiny_processor(family: str):
         tok = _tokenizer(["<start_of_image>", "<image_soft_token>", "<end_of_image>", "<start_of_turn>",
                           "<end_of_turn>"], named={"boi_token": "<start_of_image>", "image_token": "<image_soft_token>",
                                                    "eoi_token": "<end_of_image>"})
+        _add_bos(tok)  # Gemma's tokenizer starts every text with its BOS (the template's {{ bos_token }})
         return tf.Gemma3Processor(tf.Gemma3ImageProcessorPil(size={"height": 32, "width": 32}), tok, image_seq_length=4)
     if family == "qwen3_vl":  # Qwen3-VL: 16-px patches, the Qwen2-VL image processor
         tok = _tokenizer(QWEN_SPECIALS)

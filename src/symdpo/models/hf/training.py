@@ -10,9 +10,7 @@ Policies (`interface.POLICIES`), by the parts a `Family` names:
 * ``lora``: LoRA adapters (peft) on the language model's attention projections; nothing else.
 * ``full``: everything but the vision tower (the connector trains even where it sits inside the tower).
 
-Defaults (``Family.default_policy``): IDEFICS v1 ``openflamingo`` (it *is* a Flamingo: the paper's setting);
-Idefics3/SmolVLM and Qwen2-VL ``lora`` (their connector is one projection in front of the LM, too small a
-lever for learning to read symbols off demonstration images, while full tuning of a 2-8B LM is rarely wanted).
+Defaults: each family's entry says its own (``Family.default_policy`` in families.py, with the reason).
 
 Weight decay: a family with gated cross-attention decays those layers only (the paper: 0.1 on IDEFICS'
 cross-attention); the others decay every trainable matrix (2-D or more), never biases, norms or gates, as
