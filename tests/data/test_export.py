@@ -160,28 +160,12 @@ def test_card_and_save_to_disk_copy(pairs, tmp_path):
     assert len(load_from_disk(str(out / "dataset"))) == 8
 
 
-def test_push_uploads_the_export_as_a_dataset_repo(pairs, tmp_path, monkeypatch):
+def test_push_uploads_the_export_as_a_dataset_repo(pairs, tmp_path, hf_api_calls):
     """``data push`` goes through huggingface_hub's HfApi (recorded here, never sent) as a dataset repo,
     leaving the local save_to_disk copy out."""
-    import huggingface_hub
-
-    calls = []
-
-    class StandIn:
-        def __init__(self, token=None):
-            calls.append(("init", token))
-
-        def create_repo(self, repo_id, **kw):
-            calls.append(("create_repo", repo_id, kw))
-
-        def upload_folder(self, **kw):
-            calls.append(("upload_folder", kw))
-            return huggingface_hub.CommitInfo(commit_url=f"https://huggingface.co/datasets/{kw['repo_id']}/commit/a",
-                                              commit_message=kw["commit_message"], commit_description="", oid="a")
-
+    calls = hf_api_calls
     out = tmp_path / "trl"
     export(pairs, "trl", out)
-    monkeypatch.setattr(huggingface_hub, "HfApi", StandIn)
     result = runner.invoke(app, ["push", str(out), "--repo", "someone/symdpo-easyvqa"])
     assert result.exit_code == 0, result.output
     assert calls[1] == ("create_repo", "someone/symdpo-easyvqa",

@@ -76,27 +76,10 @@ def test_export_keeps_the_card(trained, tmp_path):
     assert (tmp_path / "full" / "README.md").read_text() == (trained / "README.md").read_text()
 
 
-def test_push_uploads_the_folder_through_huggingface_hub(trained, monkeypatch):
-    import huggingface_hub
-
+def test_push_uploads_the_folder_through_huggingface_hub(trained, hf_api_calls):
     from symdpo.models.push import files_to_upload, push
 
-    calls = []
-
-    class StandIn:  # huggingface_hub.HfApi's two calls, recorded instead of sent
-        def __init__(self, token=None):
-            calls.append(("init", token))
-
-        def create_repo(self, repo_id, **kw):
-            calls.append(("create_repo", repo_id, kw))
-
-        def upload_folder(self, **kw):
-            calls.append(("upload_folder", kw))
-            return huggingface_hub.CommitInfo(commit_url=f"https://huggingface.co/{kw['repo_id']}/commit/abc",
-                                              commit_message=kw["commit_message"], commit_description="",
-                                              oid="abc")
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", StandIn)
+    calls = hf_api_calls
     url = push(trained, "someone/tiny-symdpo", private=True)
     assert url == "https://huggingface.co/someone/tiny-symdpo/commit/abc"
     assert calls[1] == ("create_repo", "someone/tiny-symdpo", {"repo_type": "model", "private": True, "exist_ok": True})
