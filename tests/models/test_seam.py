@@ -111,8 +111,8 @@ def test_flamingo_groups_per_policy():
     _, decay, rest = _groups("tiny", "full")
     assert not any(n.startswith("vision.") for n in rest) and any(n.startswith("lm.") for n in rest)
     assert all(n.startswith("xattn.") for n in decay)
-    _, decay, rest = _groups("tiny", "lora")
-    assert any("lora_" in n for n in rest) and all(n.startswith("xattn.") for n in decay)
+    _, decay, rest = _groups("tiny", "lora")  # adapters only, as in every family (interface.POLICIES)
+    assert any("lora_" in n for n in rest) and all("lora_" in n for n in decay + rest)
 
 
 def test_idefics_openflamingo_policy_is_the_papers_setup():
@@ -165,6 +165,9 @@ def test_model_info_on_every_tiny_preset(name):
     res = CliRunner().invoke(app, ["info", name])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert "Traceback" not in res.output and "parameters" in res.output and "default policy" in res.output
+    # every policy with its one meaning, the family's default marked
+    assert "lora" in res.output and "LoRA adapters on the LM's attention projections only" in res.output
+    assert "[default]" in res.output
 
 
 @pytest.mark.parametrize("name", ["tiny", *HF_TINY])

@@ -91,6 +91,11 @@ def info(model: str = typer.Argument(..., help="preset name or model directory")
     about = load_model(model).info()
     typer.echo(f"{model}: {about.family}, {about.parameters:,} parameters, {about.trainable:,} trainable under its "
                f"default policy {about.default_policy!r}")
+    from symdpo.models.interface import POLICY_MEANINGS
+
+    typer.echo("  policies (model.policy; the same meaning in every family):")
+    for name, meaning in POLICY_MEANINGS.items():
+        typer.echo(f"    {name:<13}{meaning}" + ("  [default]" if name == about.default_policy else ""))
     typer.echo("  parts: " + ", ".join(f"{k} {v:,}" for k, v in about.parts.items()))
     typer.echo(f"  prompts: {about.prompt_style} style, answers end with {about.end_of_chunk!r}")
 

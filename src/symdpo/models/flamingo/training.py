@@ -7,7 +7,8 @@ Policies (`interface.POLICIES`):
   released. This is OpenFlamingo's trainable set and the SymDPO paper's.
 * ``connector``: the perceiver and the gated cross-attention only.
 * ``lora``: LoRA adapters on the LM's attention projections (``TrainingSpec.lora.target_modules``, default
-  ``q_proj``/``v_proj``; MPT: ``Wqkv``), beside the openflamingo set as the reference's LoRA option does.
+  ``q_proj``/``v_proj``; MPT: ``Wqkv``) and nothing else, as for every family (``interface.POLICIES``). The
+  reference's LoRA option (adapters beside the openflamingo set) is ``openflamingo`` with ``lora.enabled``.
 * ``full``: everything but the vision tower.
 
 Weight decay goes to the gated cross-attention parameters only (``xattn.*``), as OpenFlamingo's
@@ -151,8 +152,11 @@ def prepare_training(model: nn.Module, tokenizer, spec: TrainingSpec) -> list[Pa
     lora = spec.lora or (LoraSpec() if policy == "lora" else None)
     if lora is not None:
         add_lora(model.lm, lora, DEFAULT_LORA_TARGETS)
-    embeddings = spec.train_embeddings and policy in ("openflamingo", "lora")
+    embeddings = spec.train_embeddings and policy == "openflamingo"
     set_openflamingo_trainable(model, train_embeddings=embeddings)
+    if policy == "lora":  # adapters only: the vision-to-text layers stay as released
+        model.perceiver.requires_grad_(False)
+        model.xattn.requires_grad_(False)
     if policy == "full" or spec.train_lm:
         model.lm.requires_grad_(True)
     if spec.train_vision:

@@ -7,7 +7,8 @@ Policies (`interface.POLICIES`), by the parts a `Family` names:
   merger) and the embeddings of the tokens the family added (IDEFICS' decoupled additional embeddings, when
   the checkpoint has them). No other embedding row trains.
 * ``connector``: the vision-to-text layers only.
-* ``lora``: LoRA adapters (peft) on the language model's attention projections; nothing else.
+* ``lora``: LoRA adapters (peft) on the language model's attention projections; nothing else (the same
+  meaning as Flamingo's; adapters beside another policy: that policy with ``TrainingSpec.lora``).
 * ``full``: everything but the vision tower (the connector trains even where it sits inside the tower).
 
 Defaults: each family's entry says its own (``Family.default_policy`` in families.py, with the reason).
