@@ -82,8 +82,8 @@ def build_hf(family: str):
     import transformers as tf
 
     from symdpo.models.hf.adapter import HFInterleavedLMM
-    from symdpo.models.hf.families import FAMILIES
-    from symdpo.models.hf.tiny import image_only, tiny_processor
+    from symdpo.models.hf.families import FAMILIES, tiny_processor
+    from symdpo.models.hf.tiny import image_only
     from symdpo.models.interface import TrainingSpec
 
     name = {"qwen2-vl": "qwen2_vl", "idefics": "idefics", "idefics3": "idefics3"}[family]

@@ -54,7 +54,7 @@ def test_trl_dpo_trainer_trains_on_the_export_and_sees_the_records(pairs, tmp_pa
     from datasets import load_dataset
     from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
-    from symdpo.models.hf.tiny import tiny_model
+    from symdpo.models.hf.families import tiny_model
 
     export(pairs, "trl", tmp_path / "trl")
     # as from the Hub: the card's configs, the parquet shards (a fresh cache: datasets keys a local folder's

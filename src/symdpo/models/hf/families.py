@@ -1,7 +1,8 @@
 """The HF-native model families: where each keeps its parts, how its processor is fed, and its markers.
 
-A family is data plus three small functions (row encoding, batch collation of the image tensors, the
-processor built from its parts); the adapter (`adapter.py`) is the same for all of them.
+A family is one keyword-only entry: data plus small functions (row encoding, batch collation of the image
+tensors, packing, the processor built from its parts and the sizes it needs, its tiny offline model in
+``tiny.py``); the adapter, loading and training code ask the entry and never branch on a family's name.
 
 End-of-answer marker per family (``end_of_chunk``; the first candidate that is one token of the tokenizer):
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from symdpo.models import scoring
+from symdpo.models.hf import tiny
 from symdpo.models.interface import context_text
 
 
@@ -51,6 +53,10 @@ class Family:
     image_cache: bool = False  # processor and vision outputs stack images by rows: evaluation caches them (image_cache.py)
     prefill_once: bool = False  # beam search may continue from one prefill per context (tested equal to HF's own)
     pack: Callable | None = None  # (pairs' image tensors) -> one packed row's; None: the family cannot pack
+    # (processor class, image processor, tokenizer, saved sizes) -> the processor; default: built image-only
+    build_processor: Callable | None = None
+    processor_sizes: Callable | None = None  # (hf config) -> the sizes a processor built from parts needs
+    tiny: Callable | None = None  # (variant) -> tiny.Tiny: the offline random model of the family (tests, CPU)
 
 
 def get_path(module: torch.nn.Module, path: str) -> torch.nn.Module:
@@ -92,6 +98,26 @@ def _encode_with(placeholder: str, nested: bool) -> Callable:
 
     encode.__doc__ = "Return the token ids and image tensors of one context (the processor's text + images form)."
     return encode
+
+
+# ---- processors built from their parts (processors.py) -------------------------------------------------------
+def _processor_with(key: str, default: int) -> Callable:
+    def build(cls, images, tok, sizes: dict):
+        return cls(images, tok, **{key: sizes.get(key, default)}, chat_template=getattr(tok, "chat_template", None))
+
+    build.__doc__ = f"Return the processor with its ``{key}`` (the release's {default} unless saved)."
+    return build
+
+
+def build_idefics_processor(cls, images, tok, sizes: dict):
+    """Return IDEFICS v1's processor (no chat template: the release ships none)."""
+    return cls(images, tok, image_size=sizes.get("image_size", images.image_size))
+
+
+def idefics3_sizes(config) -> dict:
+    """Return Idefics3's image tokens per image: its patches, merged by the pixel shuffle."""
+    v = config.vision_config
+    return {"image_seq_len": int(((v.image_size // v.patch_size) ** 2) / (config.scale_factor ** 2))}
 
 
 # ---- collation ------------------------------------------------------------------------------------------------
@@ -230,7 +256,8 @@ FAMILIES: dict[str, Family] = {
                end_markers=("<end_of_utterance>", "\n"), default_policy="openflamingo", lora_targets=_ATTENTION,
                vision="model.vision_model", connector=("model.perceiver_resampler",),
                xattn=("model.gated_cross_attn_layers",), lm="model.layers", encode=encode_idefics,
-               collate=collate_idefics, gates=("alpha_cross_attn", "alpha_dense"),
+               collate=collate_idefics, gates=("alpha_cross_attn", "alpha_dense"), build_processor=build_idefics_processor,
+               tiny=tiny.tiny_idefics,
                new_tokens=("model.embed_tokens.additional_embedding", "lm_head.additional_fc")),
         # the others default to LoRA: their connector is one projection in front of the LM, too small a lever for
         # learning to read symbols off demonstration images, and full tuning of a 2-8B LM is rarely wanted
@@ -239,31 +266,37 @@ FAMILIES: dict[str, Family] = {
                image_token="<image>", placeholder="<image>", end_markers=("<end_of_utterance>",), default_policy="lora",
                lora_targets=_ATTENTION, vision="model.vision_model", connector=("model.connector",), xattn=(),
                lm="model.text_model", encode=_encode_with("<image>", nested=True), collate=collate_idefics3,
-               prefill_once=True, pack=pack_nested),
+               prefill_once=True, pack=pack_nested, build_processor=_processor_with("image_seq_len", 169),
+               processor_sizes=idefics3_sizes, tiny=tiny.tiny_idefics3),
         Family(name="qwen2_vl", model_classes=("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration"),
                processor_class="Qwen2VLProcessor", image_processor_class="Qwen2VLImageProcessorPil",
                image_token="<|image_pad|>", placeholder=_QWEN_IMAGE, end_markers=("<|im_end|>",), default_policy="lora",
                lora_targets=_ATTENTION, vision="model.visual", connector=("model.visual.merger",), xattn=(),
                lm="model.language_model", encode=_encode_with(_QWEN_IMAGE, nested=False), collate=collate_qwen2_vl,
-               positions=mrope_positions, image_cache=True, prefill_once=True, pack=pack_flat),
+               positions=mrope_positions, image_cache=True, prefill_once=True, pack=pack_flat, tiny=tiny.tiny_qwen2_vl),
         Family(name="idefics2", model_classes=("Idefics2ForConditionalGeneration",), processor_class="Idefics2Processor",
                image_processor_class="Idefics2ImageProcessorPil", image_token="<image>", placeholder="<image>",
                end_markers=("<end_of_utterance>",), default_policy="lora", lora_targets=_ATTENTION,
                vision="model.vision_model", connector=("model.connector",), xattn=(), lm="model.text_model",
                encode=_encode_with("<image>", nested=True), collate=collate_idefics3, prefill_once=True,
-               pack=pack_nested),
+               pack=pack_nested, build_processor=_processor_with("image_seq_len", 64),
+               processor_sizes=lambda c: {"image_seq_len": int(c.perceiver_config.resampler_n_latents)},
+               tiny=tiny.tiny_idefics2),
         Family(name="qwen3_vl", model_classes=("Qwen3VLForConditionalGeneration",), processor_class="Qwen3VLProcessor",
                image_processor_class="Qwen2VLImageProcessorPil", image_token="<|image_pad|>", placeholder=_QWEN_IMAGE,
                end_markers=("<|im_end|>",), default_policy="lora", lora_targets=_ATTENTION, vision="model.visual",
                connector=("model.visual.merger", "model.visual.deepstack_merger_list"), xattn=(),
                lm="model.language_model", encode=_encode_with(_QWEN_IMAGE, nested=False), collate=collate_qwen2_vl,
-               positions=mrope_positions, image_cache=True, prefill_once=True, pack=pack_flat),
+               positions=mrope_positions, image_cache=True, prefill_once=True, pack=pack_flat, tiny=tiny.tiny_qwen3_vl),
         Family(name="gemma3", model_classes=("Gemma3ForConditionalGeneration",), processor_class="Gemma3Processor",
                image_processor_class="Gemma3ImageProcessorPil", image_token="<image_soft_token>",
                placeholder="<start_of_image>", end_markers=("<end_of_turn>",), default_policy="lora",
                lora_targets=_ATTENTION, vision="model.vision_tower", connector=("model.multi_modal_projector",),
                xattn=(), lm="model.language_model", encode=_encode_with("<start_of_image>", nested=True),
-               collate=collate_gemma3, tree_attention=gemma3_tree_attention, pack=pack_flat),
+               collate=collate_gemma3, tree_attention=gemma3_tree_attention, pack=pack_flat,
+               build_processor=_processor_with("image_seq_length", 256),
+               processor_sizes=lambda c: {"image_seq_length": int(c.mm_tokens_per_image)},
+               tiny=tiny.tiny_gemma3),
     ]
 }
 
@@ -286,3 +319,29 @@ def choose_end_marker(family: Family, tokenizer) -> str:
         if len(tokenizer(marker, add_special_tokens=False)["input_ids"]) == 1:
             return marker
     return family.end_markers[-1]
+
+
+# ---- the tiny offline models (tests, CPU): each family's builder, named by its entry ----------------------
+def _tiny(family: str, variant: str | None) -> tiny.Tiny:
+    entry = FAMILIES.get(family)
+    if entry is None or entry.tiny is None:
+        raise ValueError(f"no tiny model for family {family!r}")
+    return entry.tiny(variant)
+
+
+def tiny_processor(family: str):
+    """Return a processor of ``family`` built offline from a tiny tokenizer and a small image processor."""
+    return _tiny(family, None).processor
+
+
+def tiny_model(family: str, *, variant: str | None = None, seed: int = 0):
+    """Return (tiny random HF model in eval mode, its processor); the same weights for the same seed."""
+    import transformers as tf
+
+    built = _tiny(family, variant)
+    with torch.random.fork_rng(devices=[]):  # seeded without disturbing the caller's RNG
+        torch.manual_seed(seed)
+        model = getattr(tf, built.model_class)(built.config)
+        if built.init is not None:
+            built.init(model)
+    return model.eval(), built.processor

@@ -10,10 +10,9 @@ from safetensors.torch import load_file
 
 from symdpo.models.errors import CheckpointError
 from symdpo.models.hf.adapter import HFInterleavedLMM
-from symdpo.models.hf.families import FAMILIES, MODEL_TYPES
+from symdpo.models.hf.families import FAMILIES, MODEL_TYPES, tiny_model
 from symdpo.models.hf.presets import BASE_PROMPTS, HF_PRESETS, HUB_PREFIX, PROMPTS, trust_remote_code_allowed
 from symdpo.models.hf.processors import load_processor, processor_from_parts
-from symdpo.models.hf.tiny import tiny_model
 from symdpo.models.hub import hub_access
 from symdpo.models.prompts import PromptFormat
 
@@ -38,10 +37,9 @@ def load_hf(name: str, *, dtype: str | None = None, trust_remote_code: bool | No
             raise ValueError(f"{repo}: model type {config.model_type!r} is not a supported family "
                              f"({', '.join(sorted(MODEL_TYPES))})")
         family = FAMILIES[MODEL_TYPES[config.model_type]]
-        cls = getattr(tf, type(config).__name__.replace("Config", "ForConditionalGeneration"), None)
-        if family.name == "idefics":
-            cls = tf.IdeficsForVisionText2Text
-        cls = cls or tf.AutoModelForImageTextToText
+        # the config's own class when the family lists it (SmolVLM, Qwen2.5-VL), else the family's first
+        own = type(config).__name__.replace("Config", "ForConditionalGeneration")
+        cls = getattr(tf, own if own in family.model_classes else family.model_classes[0])
         kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
         hf = cls.from_pretrained(repo, trust_remote_code=remote, **kwargs).eval()
         processor = load_processor(family, repo, config, trust_remote_code=remote)

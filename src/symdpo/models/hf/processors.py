@@ -23,17 +23,8 @@ def processor_from_parts(family: Family, source: str | Path, *, trust_remote_cod
     tok = tf.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     images = getattr(tf, family.image_processor_class).from_pretrained(source)
     cls = getattr(tf, family.processor_class)
-    if family.name == "idefics":
-        return cls(images, tok, image_size=extra.get("image_size", images.image_size))
-    if family.name == "idefics3":
-        return cls(images, tok, image_seq_len=extra.get("image_seq_len", 169),
-                   chat_template=getattr(tok, "chat_template", None))
-    if family.name == "idefics2":
-        return cls(images, tok, image_seq_len=extra.get("image_seq_len", 64),
-                   chat_template=getattr(tok, "chat_template", None))
-    if family.name == "gemma3":
-        return cls(images, tok, image_seq_length=extra.get("image_seq_length", 256),
-                   chat_template=getattr(tok, "chat_template", None))
+    if family.build_processor is not None:
+        return family.build_processor(cls, images, tok, extra)
     return image_only(cls)(image_processor=images, tokenizer=tok, chat_template=getattr(tok, "chat_template", None))
 
 
@@ -45,12 +36,5 @@ def load_processor(family: Family, repo: str, hf_config, *, trust_remote_code: b
         return tf.AutoProcessor.from_pretrained(repo, trust_remote_code=trust_remote_code)
     except (AttributeError, ImportError, ValueError, OSError) as err:
         log.info("AutoProcessor(%s) failed (%s); building it from its tokenizer and image processor", repo, err)
-    extra = {}
-    if family.name == "idefics3":
-        v = hf_config.vision_config
-        extra["image_seq_len"] = int(((v.image_size // v.patch_size) ** 2) / (hf_config.scale_factor ** 2))
-    elif family.name == "idefics2":
-        extra["image_seq_len"] = int(hf_config.perceiver_config.resampler_n_latents)
-    elif family.name == "gemma3":
-        extra["image_seq_length"] = int(hf_config.mm_tokens_per_image)
+    extra = family.processor_sizes(hf_config) if family.processor_sizes else {}
     return processor_from_parts(family, repo, trust_remote_code=trust_remote_code, **extra)
