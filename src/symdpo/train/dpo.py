@@ -17,7 +17,8 @@ from symdpo.train.reference import fingerprint, precompute, reference_path
 
 
 def answer_tokens(lmm, answers: list[str]) -> int:
-    """Return the number of scored tokens of ``answers`` (tokenized alone, as the model scores them)."""
+    """Return the token count of ``answers`` tokenized alone: the loss normaliser (a chat format's scored
+    answer, read after its cue, can differ by the token of the moved space; models/hf/adapter.py)."""
     return sum(lmm.answer_token_counts(answers))
 
 
