@@ -156,16 +156,16 @@ def pad_to_length(lmm, context: list, tokens: int) -> None:
 
 def step(lmm, opt, data, *, shared: bool, ref=None, pack: int | None = None):
     """Run one DPO+SFT optimiser step (reference log-probs precomputed unless ``ref`` is given; ``pack``: row budget)."""
-    from symdpo.train.losses import preference_loss
+    from symdpo.train.losses import symdpo_loss
 
     contexts, chosen, rejected = data[:3]
-    pc, pr, nc, _ = lmm.pair_logps(contexts, chosen, rejected, shared_prefix=shared, max_tokens_per_row=pack)
+    pc, pr, nc, nr = lmm.pair_logps(contexts, chosen, rejected, shared_prefix=shared, max_tokens_per_row=pack)
     if ref is None:
         rc, rr = pc.detach() - 0.1, pr.detach() + 0.1  # stands for the stored reference log-probs
     else:
         with torch.no_grad():
             rc, rr, _, _ = ref.pair_logps(contexts, chosen, rejected, shared_prefix=shared)
-    loss = preference_loss(pc.float(), pr.float(), rc.float(), rr.float(), beta=0.1)[0].mean() - pc.sum() / nc.sum()
+    loss = symdpo_loss(pc.float(), pr.float(), rc.float(), rr.float(), nc, nr).loss
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in lmm.module.parameters() if p.requires_grad], 1.0)
     opt.step()

@@ -44,7 +44,7 @@ def worker(args) -> None:
     from dpo_step_gpu import SIZES, build, pairs, peak_gib, reset_peak, sync
     from symdpo.train import sharding
     from symdpo.train.loop import Scorer, make_accelerator
-    from symdpo.train.losses import preference_loss
+    from symdpo.train.losses import symdpo_loss
     from symdpo.train.params import adamw
 
     gpu = torch.cuda.is_available()
@@ -61,9 +61,9 @@ def worker(args) -> None:
     for i in range(args.steps + 2):
         sync(acc.device)
         start = time.perf_counter()
-        pc, pr, nc, _ = scorer(contexts, chosen, rejected)
+        pc, pr, nc, nr = scorer(contexts, chosen, rejected)
         rc, rr = pc.detach() - 0.1, pr.detach() + 0.1  # stands for the stored reference log-probs
-        loss = preference_loss(pc.float(), pr.float(), rc.float(), rr.float(), beta=0.1)[0].mean() - pc.sum() / nc.sum()
+        loss = symdpo_loss(pc.float(), pr.float(), rc.float(), rr.float(), nc, nr).loss
         acc.backward(loss)
         acc.clip_grad_norm_(params, 1.0)
         opt.step()

@@ -3,7 +3,7 @@
 TRL's side: a real `trl.DPOTrainer` built from a tiny Llama policy, a differently initialised reference model and
 a preference dataset, and its public `evaluate()`, which tokenizes the pairs, scores them with both models and
 returns the loss and the metrics it logs. Our side: the same pairs tokenized here, scored with
-`symdpo.models.scoring.sequence_logps` on the models' logits, then `preference_loss` / `sft_loss` / `dpo_metrics`.
+`symdpo.models.scoring.sequence_logps` on the models' logits, then `preference_loss` / `sft_loss` / `symdpo_loss` / `dpo_metrics`.
 Nothing of TRL's internals is touched; trl is pinned to the tested range (1.16 up to 2) in pyproject's [test] extra.
 """
 
@@ -16,7 +16,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from symdpo.models.scoring import sequence_logps
 from symdpo.models.tokenizers import train_tiny_tokenizer
-from symdpo.train.losses import dpo_metrics, preference_loss, sft_loss
+from symdpo.train.losses import dpo_metrics, preference_loss, sft_loss, symdpo_loss
 
 PAIRS = {  # prompt, chosen, rejected: answers of different lengths, so length-normalised losses are tested
     "prompt": ["Question: what color is the shape? Short answer:"] * 3
@@ -47,10 +47,13 @@ def models(tok):  # fresh for every test: accelerate's prepare wraps a model's f
     return _lm(tok, 0), _lm(tok, 1)  # policy, reference: different weights, so the rewards are not zero
 
 
-def _trl_eval(tok, models, loss_type: str, beta: float, label_smoothing: float, tmp_path) -> dict:
+def _trl_eval(tok, models, loss_type: str | list[str], beta: float, label_smoothing: float, tmp_path,
+              loss_weights: list[float] | None = None) -> dict:
     """Return the metrics of TRL's public DPOTrainer.evaluate() on PAIRS (one batch of all pairs)."""
     policy, ref = models
-    args = trl.DPOConfig(output_dir=str(tmp_path), loss_type=[loss_type], beta=beta, label_smoothing=label_smoothing,
+    loss_type = [loss_type] if isinstance(loss_type, str) else loss_type
+    args = trl.DPOConfig(output_dir=str(tmp_path), loss_type=loss_type, loss_weights=loss_weights, beta=beta,
+                         label_smoothing=label_smoothing,
                          per_device_eval_batch_size=len(PAIRS["prompt"]), report_to="none", use_cpu=True,
                          bf16=False, fp16=False)  # fp32 both sides (TRL's default autocasts to bf16)
     ds = Dataset.from_dict(PAIRS)
@@ -102,6 +105,17 @@ def test_sft_loss_equals_trl_sft(tok, models, scored, tmp_path):
     want = _trl_eval(tok, models, "sft", 0.1, 0.0, tmp_path)["eval_loss"]
     (pc, _, nc, _), _ = scored
     assert sft_loss(pc, nc).item() == pytest.approx(want, rel=1e-5)  # a loss: relative
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
+def test_symdpo_loss_equals_trl_weighted_sum_with_sft(tok, models, scored, loss_type, tmp_path):
+    # TRL's loss_type=[…, "sft"] with loss_weights=[1, w] is the SymDPO objective: preference loss + w × NLL
+    want = _trl_eval(tok, models, [loss_type, "sft"], 0.1, 0.0, tmp_path, loss_weights=[1.0, 0.7])["eval_loss"]
+    (pc, pr, nc, nr), (rc, rr, _, _) = scored
+    got = symdpo_loss(pc, pr, rc, rr, nc, nr, beta=0.1, loss_type=loss_type, sft_weight=0.7)
+    assert got.loss.item() == pytest.approx(want, rel=1e-5)  # a loss: relative
+    alone = symdpo_loss(pc, pr, rc, rr, nc, nr, beta=0.1, loss_type=loss_type, sft_weight=0.0).loss
+    assert got.loss.item() - alone.item() == pytest.approx(0.7 * sft_loss(pc, nc).item(), rel=1e-5)
 
 
 def test_metrics_equal_trl_and_group_breakdown(tok, models, scored, tmp_path):

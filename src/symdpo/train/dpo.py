@@ -12,7 +12,7 @@ import torch
 from symdpo.config import ConfigError
 from symdpo.train import loop, sharding
 from symdpo.train.config import TrainConfig
-from symdpo.train.losses import dpo_metrics, preference_loss
+from symdpo.train.losses import dpo_metrics, sft_loss, symdpo_loss
 from symdpo.train.reference import fingerprint, precompute, reference_path
 
 
@@ -53,17 +53,11 @@ class DPOObjective:
         pc, pr, nc, nr = scorer([e.context for e in ex], [e.chosen for e in ex], [e.rejected for e in ex])
         pc, pr = pc.float(), pr.float()
         rc, rr = self.reference(indices, ex)
-        if self.d.loss_type == "ipo":  # IPO works on per-token mean log-probs (see losses.py)
-            lc, lr_, rc_, rr_ = pc / nc, pr / nr, rc / nc, rr / nr
-        else:
-            lc, lr_, rc_, rr_ = pc, pr, rc, rr
-        losses, cr, rj = preference_loss(lc, lr_, rc_, rr_, beta=self.d.beta, loss_type=self.d.loss_type,
-                                         label_smoothing=self.d.label_smoothing)
-        # sums over the micro-batch / global counts of the step, x world to undo the data-parallel mean
-        loss = losses.sum() / totals["pairs"] * world
-        if self.d.sft_weight:
-            # the SFT term is a token-weighted cross-entropy over all chosen answers of the optimiser step
-            loss = loss + self.d.sft_weight * (-pc.sum()) / totals["tokens"] * world
+        # normalised by the optimiser step's pair and token counts; x world undoes the data-parallel mean
+        out = symdpo_loss(pc, pr, rc, rr, nc, nr, beta=self.d.beta, loss_type=self.d.loss_type,
+                          label_smoothing=self.d.label_smoothing, sft_weight=self.d.sft_weight,
+                          pairs=totals["pairs"], answer_tokens=totals["tokens"])
+        loss, losses, cr, rj = out.loss * world, out.losses, out.chosen_rewards, out.rejected_rewards
         local = {"losses": losses, "chosen_rewards": cr, "rejected_rewards": rj, "policy_chosen": pc,
                  "policy_rejected": pr}
         return loss, local
@@ -73,7 +67,7 @@ class DPOObjective:
         groups = None if None in groups else groups  # TRL-layout data from elsewhere has no rejected types
         m = dpo_metrics(g["chosen_rewards"], g["rejected_rewards"], g["policy_chosen"], g["policy_rejected"], groups)
         m["loss/dpo"] = g["losses"].mean().item()
-        m["loss/sft"] = (-g["policy_chosen"].sum() / totals["tokens"]).item()
+        m["loss/sft"] = sft_loss(g["policy_chosen"], torch.as_tensor(totals["tokens"])).item()
         m["loss"] = m["loss/dpo"] + self.d.sft_weight * m["loss/sft"]
         return m
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -49,6 +50,46 @@ def sft_loss(chosen_logps: torch.Tensor, chosen_tokens: torch.Tensor) -> torch.T
     """Return the mean negative log-likelihood per answer token, from per-sequence summed log-probs and counts."""
     # token-weighted, as a cross-entropy over all answer tokens of the batch: long answers weigh more
     return -chosen_logps.sum() / chosen_tokens.sum().clamp(min=1)
+
+
+class SymDPOLoss(NamedTuple):
+    loss: torch.Tensor  # the scalar to differentiate
+    losses: torch.Tensor  # per-pair preference losses
+    chosen_rewards: torch.Tensor
+    rejected_rewards: torch.Tensor
+
+
+def symdpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    chosen_tokens: torch.Tensor,
+    rejected_tokens: torch.Tensor,
+    *,
+    beta: float = 0.1,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+    sft_weight: float = 1.0,
+    pairs: float | None = None,
+    answer_tokens: float | torch.Tensor | None = None,
+) -> SymDPOLoss:
+    """Return the SymDPO objective: Σ preference losses / ``pairs`` + ``sft_weight`` × NLL per chosen answer token.
+
+    Log-probs are per-answer sums, ``*_tokens`` their token counts. IPO compares per-token mean log-probs (the DPO
+    repo's average_log_prob, TRL's division by completion length). ``pairs`` and ``answer_tokens`` are the
+    normalisers: this batch's by default, the whole optimiser step's when gradients accumulate over micro-batches.
+    """
+    pc, pr, rc, rr = policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
+    if loss_type == "ipo":
+        pc, pr, rc, rr = pc / chosen_tokens, pr / rejected_tokens, rc / chosen_tokens, rr / rejected_tokens
+    losses, chosen_rewards, rejected_rewards = preference_loss(pc, pr, rc, rr, beta=beta, loss_type=loss_type,
+                                                               label_smoothing=label_smoothing)
+    loss = losses.sum() / (len(losses) if pairs is None else pairs)
+    if sft_weight:  # a token-weighted cross-entropy over all chosen answers: long answers weigh more
+        tokens = chosen_tokens.sum() if answer_tokens is None else answer_tokens
+        loss = loss + sft_weight * sft_loss(policy_chosen_logps, torch.as_tensor(tokens))
+    return SymDPOLoss(loss, losses, chosen_rewards, rejected_rewards)
 
 
 def dpo_metrics(
