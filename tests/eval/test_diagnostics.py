@@ -29,7 +29,7 @@ from symdpo.eval.plan import Condition, TaskPlan, conditions, make_trial
 from symdpo.eval.prompts import OPENFLAMINGO
 from symdpo.eval.runner import run_eval
 from symdpo.eval.tasks import get_task
-from symdpo.models.hf.presets import PROMPTS
+from symdpo.models.hf.families import FAMILIES
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -37,12 +37,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 HAND = {
     "openflamingo": (OPENFLAMINGO["vqa"], "",
                      "<image>Question:{q} Short answer:{a}<|endofchunk|>\n", "<image>Question:{q} Short answer:"),
-    "qwen2-vl": (PROMPTS["qwen2_vl"]["vqa"], "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n",
+    "qwen2-vl": (FAMILIES["qwen2_vl"].prompts["qwen2_vl"]["vqa"], "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n",
                  "<|im_start|>user\n<image>{q}\nAnswer the question using a single word or phrase.<|im_end|>\n"
                  "<|im_start|>assistant\n{a}<|endofchunk|>\n",
                  "<|im_start|>user\n<image>{q}\nAnswer the question using a single word or phrase.<|im_end|>\n"
                  "<|im_start|>assistant\n"),
-    "idefics3": (PROMPTS["idefics3"]["vqa"], "<|begin_of_text|>",
+    "idefics3": (FAMILIES["idefics3"].prompts["idefics3"]["vqa"], "<|begin_of_text|>",
                  "User:<image>{q}\nGive a very brief answer.<end_of_utterance>\nAssistant: {a}<|endofchunk|>\n",
                  "User:<image>{q}\nGive a very brief answer.<end_of_utterance>\nAssistant: "),
 }

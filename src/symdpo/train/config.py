@@ -16,7 +16,7 @@ class ModelSection(StrictModel):
     name: str  # a preset (tiny, openflamingo-3b-instruct, ...) or a directory written by save_pretrained
     # what trains: openflamingo (perceiver + gated cross-attention + the new tokens' rows; the SymDPO paper's),
     # connector (the vision-to-text layers only), lora (adapters on the LM), full (all but the vision tower);
-    # unset: the family's default (its entry decides it: models/hf/families.py; `symdpo model info` shows it)
+    # unset: the family's default (its entry decides it: models/hf/families/; `symdpo model info` shows it)
     policy: Literal["openflamingo", "connector", "lora", "full"] | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # storage dtype; bf16 compute is `precision`
     train_embeddings: bool = True  # OpenFlamingo: only the new tokens' rows change

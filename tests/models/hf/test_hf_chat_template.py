@@ -112,10 +112,9 @@ def _card_conversation(kind: str, shots: int) -> str:
 @pytest.mark.parametrize("kind,shots", [("vqa", 0), ("vqa", 1), ("vqa", 3), ("caption", 0), ("caption", 2)])
 def test_idefics_instruct_prompt_is_its_model_card_conversation(kind, shots):
     from symdpo.models.hf.adapter import HFInterleavedLMM
-    from symdpo.models.hf.presets import PROMPTS
 
     base = load("tiny-idefics")
-    lmm = HFInterleavedLMM(base.hf, base.processor, family=base.spec, prompts=PROMPTS["idefics-instruct"])
+    lmm = HFInterleavedLMM(base.hf, base.processor, family=base.spec, prompts=base.spec.prompts["idefics-instruct"])
     eval_text, infer_text = _symdpo_texts(lmm, kind, shots)
     assert eval_text == infer_text == _card_conversation(kind, shots)
 

@@ -51,9 +51,10 @@ def test_family_prompt_templates_render_scorable_contexts(kind, fields):
     from hf_fixtures import picture
 
     from symdpo.eval.prompts import PromptItem, render_context, to_interleaved
-    from symdpo.models.hf.presets import HF_PRESETS, PROMPTS
+    from symdpo.models.hf.families import FAMILIES
+    from symdpo.models.hf.presets import HF_PRESETS
 
-    assert {p.prompts for p in HF_PRESETS.values()} <= set(PROMPTS)
+    assert all(p.prompts in FAMILIES[p.family].prompts for p in HF_PRESETS.values())
     for name in ("tiny-idefics", "tiny-qwen2-vl"):
         lmm = load_model(name)
         template = lmm.prompt_format(kind, "native")

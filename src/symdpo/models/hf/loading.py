@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from symdpo.models.errors import CheckpointError
 from symdpo.models.hf.adapter import HFInterleavedLMM
 from symdpo.models.hf.families import FAMILIES, MODEL_TYPES, tiny_model
-from symdpo.models.hf.presets import BASE_PROMPTS, HF_PRESETS, HUB_PREFIX, PROMPTS, trust_remote_code_allowed
+from symdpo.models.hf.presets import HF_PRESETS, HUB_PREFIX, trust_remote_code_allowed
 from symdpo.models.hf.processors import load_processor, processor_from_parts
 from symdpo.models.hub import hub_access
 from symdpo.models.prompts import PromptFormat
@@ -28,7 +28,8 @@ def load_hf(name: str, *, dtype: str | None = None, trust_remote_code: bool | No
         hf, processor = tiny_model(preset.family, variant=preset.tiny_variant)
         if dtype:
             hf = hf.to(getattr(torch, dtype))
-        return HFInterleavedLMM(hf, processor, family=FAMILIES[preset.family], prompts=PROMPTS[preset.prompts],
+        family = FAMILIES[preset.family]
+        return HFInterleavedLMM(hf, processor, family=family, prompts=family.prompts[preset.prompts],
                                 default_prompt_style=preset.prompt_style, source=name)
     repo = preset.repo if preset else name[len(HUB_PREFIX):]
     with hub_access([(repo, None)], model_name=name):
@@ -44,9 +45,9 @@ def load_hf(name: str, *, dtype: str | None = None, trust_remote_code: bool | No
         hf = cls.from_pretrained(repo, trust_remote_code=remote, **kwargs).eval()
         processor = load_processor(family, repo, config, trust_remote_code=remote)
     # a hub id's format: its model type's own when it has one (smolvlm), else its family's
-    prompts = preset.prompts if preset else (config.model_type if config.model_type in PROMPTS else family.name)
-    style = preset.prompt_style if preset else ("openflamingo" if prompts in BASE_PROMPTS else "native")
-    return HFInterleavedLMM(hf, processor, family=family, prompts=PROMPTS[prompts], default_prompt_style=style,
+    prompts = preset.prompts if preset else (config.model_type if config.model_type in family.prompts else family.name)
+    style = preset.prompt_style if preset else ("openflamingo" if prompts in family.base_prompts else "native")
+    return HFInterleavedLMM(hf, processor, family=family, prompts=family.prompts[prompts], default_prompt_style=style,
                             source=name)
 
 

@@ -1,25 +1,7 @@
-"""Named HF-native models and their native few-shot prompt formats (``models/prompts.py`` explains the fields).
+"""Named HF-native models: hub presets and tiny offline ones, each naming its family and native format.
 
-``{image}`` is the model-agnostic image marker (the adapter writes the family's own image tokens there) and
-``{end}`` the model-agnostic ``<|endofchunk|>`` (the adapter writes the family's marker).
-
-* ``idefics`` (base): ``Question: {q} Answer:{a}`` / ``Caption:{c}`` — IDEFICS' pretraining is interleaved
-  web text, like Flamingo's, so a plain cue works.
-* ``idefics-instruct``: the model card's conversation, ``User:{image}{q}<end_of_utterance>\\nAssistant: {a}``
-  ``<end_of_utterance>\\n`` (its documented example; IDEFICS v1 ships no template).
-* ``idefics2`` / ``idefics3`` / ``smolvlm``: their chat template's text exactly (``User:`` / ``Assistant:`` roles,
-  ``<end_of_utterance>\\n`` after every turn, a space after ``Assistant:``), with the BOS the template writes as
-  the prefix (Idefics3 ``<|begin_of_text|>``, SmolVLM ``<|im_start|>``; Idefics2's tokenizer adds ``<s>``) and
-  SmolVLM's VQA instruction "Give a very brief answer.".
-* ``qwen2_vl`` (Qwen2-VL, Qwen2.5-VL instruct) and ``qwen3_vl``: ChatML roles, with Qwen's VQA instruction
-  "Answer the question using a single word or phrase." (Qwen3-VL's template writes no default system turn).
-* ``gemma3``: ``user`` / ``model`` turns closed by ``<end_of_turn>``, Qwen's instruction; its tokenizer writes
-  the template's BOS.
-
-Every instruct format is its chat template's text for the same turns (tests/models/hf/test_hf_chat_template.py
-renders the published templates). A query ends with the space the template writes before an answer; the model
-moves it to the answer (``models/prompts.py``). The demonstration boundary is the model-agnostic ``{end}``
-marker, so a turn's own ``<|im_end|>`` / ``<end_of_utterance>`` never cuts a demonstration in two.
+A preset's ``prompts`` names one of its family's formats (``Family.prompts``, in that family's module under
+``families/``, where each format's source is said); base models are evaluated in OpenFlamingo's wording.
 """
 
 from __future__ import annotations
@@ -28,71 +10,9 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from symdpo.models.prompts import PromptFormat
+from symdpo.models.hf.families import FAMILIES
 
 log = logging.getLogger("symdpo.models.hf")
-
-# Qwen2-VL/2.5-VL-Instruct: exactly what their chat template writes for the same turns (a system turn first,
-# "<|im_end|>\n" after every turn; tests/models/hf/test_hf_chat_template.py compares the strings)
-_QWEN_SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-_QWEN_USER = "<|im_start|>user\n{image}"
-_QWEN_VQA = _QWEN_USER + "{question}\nAnswer the question using a single word or phrase.<|im_end|>\n<|im_start|>assistant\n"
-_QWEN_CAP = _QWEN_USER + "Describe the image in one sentence.<|im_end|>\n<|im_start|>assistant\n"
-_GEMMA_USER = "<start_of_turn>user\n{image}"
-_GEMMA_VQA = _GEMMA_USER + "{question}\nAnswer the question using a single word or phrase.<end_of_turn>\n<start_of_turn>model\n"
-_GEMMA_CAP = _GEMMA_USER + "Describe the image in one sentence.<end_of_turn>\n<start_of_turn>model\n"
-
-# IDEFICS-instruct, Idefics2/3, SmolVLM: "User:" (no space: the turn starts with its image), the turn closed by
-# <end_of_utterance> and a newline, then "Assistant: " (the space the template writes before an answer)
-_EU_VQA = "User:{image}{question}<end_of_utterance>\nAssistant: "
-_EU_CAP = "User:{image}Describe the image briefly.<end_of_utterance>\nAssistant: "
-_EU3_VQA = "User:{image}{question}\nGive a very brief answer.<end_of_utterance>\nAssistant: "
-_EU3_CAP = "User:{image}Caption the image in one sentence.<end_of_utterance>\nAssistant: "
-
-_PROMPTS: dict[str, dict[str, dict[str, str]]] = {
-    "idefics": {
-        "vqa": {"demo": "{image}Question: {question} Answer:{answer}{end}", "query": "{image}Question: {question} Answer:"},
-        "caption": {"demo": "{image}Caption:{caption}{end}", "query": "{image}Caption:"},
-    },
-    "idefics-instruct": {
-        "vqa": {"demo": _EU_VQA + "{answer}{end}\n", "query": _EU_VQA},
-        "caption": {"demo": _EU_CAP + "{caption}{end}\n", "query": _EU_CAP},
-    },
-    "idefics2": {
-        "vqa": {"demo": _EU3_VQA + "{answer}{end}\n", "query": _EU3_VQA},
-        "caption": {"demo": _EU3_CAP + "{caption}{end}\n", "query": _EU3_CAP},
-    },
-    "idefics3": {
-        "vqa": {"demo": _EU3_VQA + "{answer}{end}\n", "query": _EU3_VQA, "prefix": "<|begin_of_text|>"},
-        "caption": {"demo": _EU3_CAP + "{caption}{end}\n", "query": _EU3_CAP, "prefix": "<|begin_of_text|>"},
-    },
-    "smolvlm": {
-        "vqa": {"demo": _EU3_VQA + "{answer}{end}\n", "query": _EU3_VQA, "prefix": "<|im_start|>"},
-        "caption": {"demo": _EU3_CAP + "{caption}{end}\n", "query": _EU3_CAP, "prefix": "<|im_start|>"},
-    },
-    "qwen2_vl": {
-        "vqa": {"demo": _QWEN_VQA + "{answer}{end}\n", "query": _QWEN_VQA, "prefix": _QWEN_SYSTEM},
-        "caption": {"demo": _QWEN_CAP + "{caption}{end}\n", "query": _QWEN_CAP, "prefix": _QWEN_SYSTEM},
-    },
-    # Gemma 3 (instruction-tuned): user / model turns, each closed by <end_of_turn> and a newline
-    "gemma3": {
-        "vqa": {"demo": _GEMMA_VQA + "{answer}{end}\n", "query": _GEMMA_VQA},
-        "caption": {"demo": _GEMMA_CAP + "{caption}{end}\n", "query": _GEMMA_CAP},
-    },
-    # Qwen3-VL's template writes no default system turn
-    "qwen3_vl": {
-        "vqa": {"demo": _QWEN_VQA + "{answer}{end}\n", "query": _QWEN_VQA},
-        "caption": {"demo": _QWEN_CAP + "{caption}{end}\n", "query": _QWEN_CAP},
-    },
-}
-
-
-# the formats, with the demonstration separator left empty: each demonstration ends with its end marker
-PROMPTS: dict[str, dict[str, PromptFormat]] = {
-    name: {kind: PromptFormat(separator="", **f) for kind, f in kinds.items()} for name, kinds in _PROMPTS.items()
-}
-# base models are evaluated with OpenFlamingo's wording, as the SymDPO paper evaluated base IDEFICS
-BASE_PROMPTS = ("idefics",)
 
 
 @dataclass(frozen=True)
@@ -100,15 +20,15 @@ class HFPreset:
     name: str
     family: str
     repo: str | None  # hub id; None: a tiny random model built offline
-    prompts: str  # key of PROMPTS (its native format)
+    prompts: str  # the name of its native format among its family's (``Family.prompts``)
     description: str = ""
-    tiny_variant: str | None = None  # tiny.py model class variant
+    tiny_variant: str | None = None  # the variant its family's tiny_model builds (e.g. smolvlm)
     options: dict = field(default_factory=dict)
 
     @property
     def prompt_style(self) -> str:
         """Return the style the preset is prompted in by default (OpenFlamingo's for base models)."""
-        return "openflamingo" if self.prompts in BASE_PROMPTS else "native"
+        return "openflamingo" if self.prompts in FAMILIES[self.family].base_prompts else "native"
 
 
 HF_PRESETS: dict[str, HFPreset] = {

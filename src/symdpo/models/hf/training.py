@@ -11,7 +11,7 @@ Policies (`interface.POLICIES`), by the parts a `Family` names:
   meaning as Flamingo's; adapters beside another policy: that policy with ``TrainingSpec.lora``).
 * ``full``: everything but the vision tower (the connector trains even where it sits inside the tower).
 
-Defaults: each family's entry says its own (``Family.default_policy`` in families.py, with the reason).
+Defaults: each family's entry says its own (``Family.default_policy`` in its module under families/, with the reason).
 
 Weight decay: a family with gated cross-attention decays those layers only (the paper: 0.1 on IDEFICS'
 cross-attention); the others decay every trainable matrix (2-D or more), never biases, norms or gates, as
