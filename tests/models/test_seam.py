@@ -19,8 +19,9 @@ from symdpo.models.registry import load_model, presets
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "symdpo"
 TINY = ["tiny", "tiny-scratch", "tiny-idefics", "tiny-idefics2", "tiny-idefics3", "tiny-smolvlm", "tiny-qwen2-vl",
-        "tiny-qwen2.5-vl", "tiny-qwen3-vl", "tiny-gemma3"]
-HF_TINY = ["tiny-idefics", "tiny-idefics2", "tiny-idefics3", "tiny-qwen2-vl", "tiny-qwen3-vl", "tiny-gemma3"]
+        "tiny-qwen2.5-vl", "tiny-qwen3-vl", "tiny-gemma3", "tiny-llava-onevision"]
+HF_TINY = ["tiny-idefics", "tiny-idefics2", "tiny-idefics3", "tiny-qwen2-vl", "tiny-qwen3-vl", "tiny-gemma3",
+           "tiny-llava-onevision"]
 
 
 # ---- the import graph -------------------------------------------------------------------------------------
@@ -129,6 +130,7 @@ def test_idefics_openflamingo_policy_is_the_papers_setup():
                                                  ("tiny-idefics3", "model.connector."),
                                                  ("tiny-qwen2-vl", "model.visual.merger."),
                                                  ("tiny-gemma3", "model.multi_modal_projector."),
+                                                 ("tiny-llava-onevision", "model.multi_modal_projector."),
                                                  ("tiny-qwen3-vl", ("model.visual.merger.",
                                                                     "model.visual.deepstack_merger_list."))])
 def test_projector_families_groups(name, connector):

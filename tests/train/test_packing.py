@@ -86,7 +86,7 @@ def test_flamingo_packed_equals_unpacked(lmm, images, family, rows_used):
 
 @pytest.mark.parametrize("name,style", [("tiny-qwen2-vl", "openflamingo"), ("tiny-idefics3", "openflamingo"),
                                         ("tiny-gemma3", "openflamingo"), ("tiny-smolvlm", "native"),
-                                        ("tiny-qwen2-vl", "native")])
+                                        ("tiny-qwen2-vl", "native"), ("tiny-llava-onevision", "native")])
 def test_hf_packed_equals_unpacked(name, style, rows_used):
     """HF families (M-RoPE and flat patches; nested images with pixel masks; Gemma 3's two masks): packed rows
     equal naive scoring, values and gradients, with a budget that puts two pairs in a row and needs two rows; in

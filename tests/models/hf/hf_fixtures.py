@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-FAMILY_PRESETS = ["tiny-idefics", "tiny-idefics2", "tiny-idefics3", "tiny-qwen2-vl", "tiny-qwen3-vl", "tiny-gemma3"]
+FAMILY_PRESETS = ["tiny-idefics", "tiny-idefics2", "tiny-idefics3", "tiny-qwen2-vl", "tiny-qwen3-vl", "tiny-gemma3",
+                  "tiny-llava-onevision"]
 VARIANT_PRESETS = ["tiny-smolvlm", "tiny-qwen2.5-vl"]
 
 

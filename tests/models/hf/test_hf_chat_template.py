@@ -28,6 +28,8 @@ INSTRUCT = {
     "tiny-qwen3-vl": ("qwen3-vl.jinja", *QWEN), "tiny-gemma3": ("gemma3.jinja", *QWEN),
     "tiny-idefics2": ("idefics2.jinja", *EU3), "tiny-idefics3": ("idefics3.jinja", *EU3),
     "tiny-smolvlm": ("smolvlm.jinja", *EU3),
+    # LLaVA-OneVision's template writes "<image>\n" before a turn's text: the newline is part of the text it reads
+    "tiny-llava-onevision": ("llava-onevision.jinja", *QWEN),
 }
 DEMOS = [("What color is shape 0?", "red"), ("How many?", "3"), ("Which sign?", "$5")]
 CAPTIONS = ["A red square.", "Two cats on a mat.", "A sign."]

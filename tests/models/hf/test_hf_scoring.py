@@ -16,7 +16,7 @@ def direct_inputs(lmm, context: list, answer: str) -> dict:
     if fam.name == "idefics":
         return proc(text=[items], add_end_of_utterance_token=False, return_tensors="pt")
     text = "".join(it if isinstance(it, str) else fam.placeholder for it in items)
-    imgs = [images] if fam.name == "idefics3" else images
+    imgs = [images] if fam.name in ("idefics3", "llava_onevision") else images  # images grouped per prompt
     return proc(text=[text], images=imgs, return_tensors="pt")
 
 

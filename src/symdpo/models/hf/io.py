@@ -35,5 +35,5 @@ def save_hf(lmm, path: str | Path, *, trainable_only: bool = False) -> None:
             lmm.hf.save_pretrained(tmp / "hf")
             lmm.processor.tokenizer.save_pretrained(tmp / "hf")
             lmm.processor.image_processor.save_pretrained(tmp / "hf")
-            extra = {k: getattr(lmm.processor, k) for k in ("image_seq_len", "image_seq_length", "image_size") if hasattr(lmm.processor, k)}
+            extra = {k: getattr(lmm.processor, k) for k in lmm.spec.processor_keys}
             (tmp / "processor_parts.json").write_text(json.dumps({"class": type(lmm.processor).__name__, **extra}))

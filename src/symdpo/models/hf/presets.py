@@ -63,6 +63,12 @@ HF_PRESETS: dict[str, HFPreset] = {
         HFPreset("tiny-smolvlm", "idefics3", None, "smolvlm", "tiny random SmolVLM; no download", "smolvlm"),
         HFPreset("tiny-qwen2-vl", "qwen2_vl", None, "qwen2_vl", "tiny random Qwen2-VL; no download"),
         HFPreset("tiny-qwen2.5-vl", "qwen2_vl", None, "qwen2_vl", "tiny random Qwen2.5-VL; no download", "qwen2_5_vl"),
+        HFPreset("llava-onevision-0.5b", "llava_onevision", "llava-hf/llava-onevision-qwen2-0.5b-ov-hf", "llava_onevision",
+                 "LLaVA-OneVision-0.5B (Qwen2, OneVision stage)"),
+        HFPreset("llava-onevision-7b", "llava_onevision", "llava-hf/llava-onevision-qwen2-7b-ov-hf", "llava_onevision",
+                 "LLaVA-OneVision-7B (Qwen2, OneVision stage)"),
+        HFPreset("tiny-llava-onevision", "llava_onevision", None, "llava_onevision",
+                 "tiny random LLaVA-OneVision; no download"),
     ]
 }
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import torch
 
 from symdpo.models.hf import tiny
-from symdpo.models.hf.families import gemma3, idefics, idefics2, idefics3, qwen2_vl, qwen3_vl
+from symdpo.models.hf.families import gemma3, idefics, idefics2, idefics3, llava_onevision, qwen2_vl, qwen3_vl
 from symdpo.models.hf.families.base import Family, find_path, get_path
 from symdpo.models.hf.families.parts import additive_mask, text_positions
 
 FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (idefics, idefics3, qwen2_vl, idefics2, qwen3_vl,
-                                                                   gemma3)}
+                                                                   gemma3, llava_onevision)}
 
 # transformers model_type -> family (for hub ids given without a preset)
 MODEL_TYPES: dict[str, str] = {t: f.name for f in FAMILIES.values() for t in f.model_types}

@@ -43,6 +43,7 @@ class Family:
     # (processor class, image processor, tokenizer, saved sizes) -> the processor; default: built image-only
     build_processor: Callable | None = None
     processor_sizes: Callable | None = None  # (hf config) -> the sizes a processor built from parts needs
+    processor_keys: tuple[str, ...] = ()  # the processor's own settings a full save keeps (read back as sizes)
     tiny: Callable | None = None  # (variant) -> tiny.Tiny: the offline random model of the family (tests, CPU)
 
 

@@ -82,5 +82,6 @@ FAMILY = Family(
     lora_targets=ATTENTION, vision="model.vision_tower", connector=("model.multi_modal_projector",), xattn=(),
     lm="model.language_model", encode=encode_with("<start_of_image>", nested=True), collate=collate,
     tree_attention=tree_attention, pack=pack_flat, build_processor=processor_with("image_seq_length", 256),
-    processor_sizes=lambda c: {"image_seq_length": int(c.mm_tokens_per_image)}, tiny=tiny_model,
+    processor_sizes=lambda c: {"image_seq_length": int(c.mm_tokens_per_image)},
+    processor_keys=("image_seq_length",), tiny=tiny_model,
 )

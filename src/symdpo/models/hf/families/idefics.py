@@ -84,5 +84,5 @@ FAMILY = Family(
     default_policy="openflamingo", lora_targets=ATTENTION, vision="model.vision_model",
     connector=("model.perceiver_resampler",), xattn=("model.gated_cross_attn_layers",), lm="model.layers",
     encode=encode, collate=collate, gates=("alpha_cross_attn", "alpha_dense"), build_processor=build_processor,
-    tiny=tiny_model, new_tokens=("model.embed_tokens.additional_embedding", "lm_head.additional_fc"),
+    processor_keys=("image_size",), tiny=tiny_model, new_tokens=("model.embed_tokens.additional_embedding", "lm_head.additional_fc"),
 )

@@ -57,5 +57,5 @@ FAMILY = Family(
     default_policy="lora", lora_targets=ATTENTION, vision="model.vision_model", connector=("model.connector",),
     xattn=(), lm="model.text_model", encode=encode_with("<image>", nested=True), collate=collate_nested,
     prefill_once=True, pack=pack_nested, build_processor=processor_with("image_seq_len", 169), processor_sizes=sizes,
-    tiny=tiny_model,
+    processor_keys=("image_seq_len",), tiny=tiny_model,
 )
