@@ -6,7 +6,7 @@
 
 Each engine runs in its own ``accelerate launch --config_file configs/accelerate/<engine>.yaml`` (the shipped
 configs; bf16 on GPUs, fp32 on CPU) of this file with ``--worker``: the training loop's own accelerator set-up
-(`train.loop.make_accelerator`, `train.sharding`), the model of benchmarks/dpo_step_gpu.py (random weights with
+(`train.setup.make_accelerator`, `train.sharding`), the model of benchmarks/dpo_step_gpu.py (random weights with
 OpenFlamingo-3B's shapes; OpenFlamingo's trainable set), ``--pairs`` pairs per step of 1024-token contexts with
 8 images, precomputed reference log-probs, AdamW. Step time is the median over the timed steps (after two
 warm-up steps); peak memory is ``torch.cuda.max_memory_allocated`` on GPU 0 (the CPU run prints the process's
@@ -43,9 +43,10 @@ def worker(args) -> None:
     """Run the DPO steps under the launcher's engine; write {'step_s', 'peak_gib'} to ``args.out`` (rank 0)."""
     from dpo_step_gpu import SIZES, build, pairs, peak_gib, reset_peak, sync
     from symdpo.train import sharding
-    from symdpo.train.loop import Scorer, make_accelerator
     from symdpo.train.losses import symdpo_loss
     from symdpo.train.params import adamw
+    from symdpo.train.scorer import Scorer
+    from symdpo.train.setup import make_accelerator
 
     gpu = torch.cuda.is_available()
     acc = make_accelerator(SimpleNamespace(precision="bf16" if gpu else "no", accumulation_steps=lambda n: 1))

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from symdpo.eval.report import plot_curves as plot_shots
-from symdpo.eval.report import shot_curve_figure
+from symdpo.eval.report.figures import plot_curves as plot_shots
+from symdpo.eval.report.figures import shot_curve_figure
 from symdpo.models.registry import presets
 from symdpo.train.dpo import DPOObjective
 from symdpo.train.tracking import PlainProgress, curves_figure, plot_curves, progress_bar

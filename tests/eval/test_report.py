@@ -24,18 +24,12 @@ from symdpo.eval.config import EvalConfig
 from symdpo.eval.merge import by_answer_type, merge_run
 from symdpo.eval.metrics.vqa_accuracy import vqa_accuracy
 from symdpo.eval.plan import conditions
-from symdpo.eval.report import (
-    T_CRITICAL,
-    compare,
-    condition_of,
-    drops,
-    drops_figure,
-    latex,
-    latex_escape,
-    markdown,
-    significance,
-    write_reports,
-)
+from symdpo.eval.report import write_reports
+from symdpo.eval.report.cells import condition_of
+from symdpo.eval.report.compare import compare
+from symdpo.eval.report.figures import drops_figure
+from symdpo.eval.report.stats import T_CRITICAL, drops, significance
+from symdpo.eval.report.tables import latex, latex_escape, markdown
 from symdpo.eval.runner import eval_records
 from symdpo.eval.tasks import get_task, single_answer_metric, vqa_metric
 

@@ -143,7 +143,7 @@ def test_config_errors_name_the_key(tmp_path):
 
 def test_train_xattn_false_trains_the_bare_lm(pairs, tmp_path):
     """Stage 1 of the demo's pretraining: the LM trains, perceiver and cross-attention stay frozen at gate 0."""
-    from symdpo.train.loop import setup
+    from symdpo.train.setup import setup
 
     s = setup(tiny_cfg(pairs, tmp_path / "run", "model.name=tiny-scratch", "model.train_lm=true",
                        "model.train_xattn=false", "model.gate_init=0.0"))
@@ -162,12 +162,12 @@ def test_eval_split_is_held_out_and_scored(pairs, tmp_path):
     Compared against: the held-out log-probs recomputed from the saved final model (a separate load and pass).
     """
     from symdpo.models.registry import load_model
-    from symdpo.train import loop
     from symdpo.train.dpo import train_dpo
     from symdpo.train.reference import pair_logps
+    from symdpo.train.setup import setup
 
     cfg = tiny_cfg(pairs, tmp_path / "run", "data.eval_fraction=0.25", "logging.eval_every_steps=1")
-    s = loop.setup(cfg)
+    s = setup(cfg)
     held, trained = {r.id for r in s.eval_dataset.records}, {r.id for r in s.dataset.records}
     assert len(held) == 8 and len(trained) == 24 and not held & trained
     train_dpo(cfg)

@@ -220,7 +220,7 @@ def compare(
     latex: Path | None = typer.Option(None, "--latex", help="also write the comparison as a LaTeX (booktabs) table"),
 ) -> None:
     """Print two runs' scores side by side: B - A and whether it exceeds the trials' spread (a t-test)."""
-    from symdpo.eval.report import compare as compare_runs
+    from symdpo.eval.report.compare import compare as compare_runs
 
     compare_runs(run_a, run_b, latex_path=latex)
 

@@ -14,7 +14,9 @@ from symdpo.eval.errors import EvalError
 from symdpo.eval.metrics.vqa_accuracy import percent_of
 from symdpo.eval.plan import conditions
 from symdpo.eval.predictions import read_all, row_key
-from symdpo.eval.report import drops, provenance, write_reports
+from symdpo.eval.report import write_reports
+from symdpo.eval.report.provenance import provenance
+from symdpo.eval.report.stats import drops
 from symdpo.eval.runner import CONFIG_FILE, MODEL_FILE, PREDICTIONS_DIR, eval_records, task_or_error
 
 

@@ -14,6 +14,7 @@ from symdpo.train import loop, sharding
 from symdpo.train.config import TrainConfig
 from symdpo.train.losses import dpo_metrics, sft_loss, symdpo_loss
 from symdpo.train.reference import fingerprint, precompute, reference_path
+from symdpo.train.setup import Setup, setup
 
 
 def answer_tokens(lmm, answers: list[str]) -> int:
@@ -28,7 +29,7 @@ class DPOObjective:
     plot_keys = ["loss", "rewards/accuracies", "rewards/accuracies/wrong_symbol", "rewards/margins", "rewards/chosen",
                  "rewards/rejected", "lr"]
 
-    def __init__(self, cfg: TrainConfig, s: loop.Setup, *, ref_logps=None, ref_lmm=None):
+    def __init__(self, cfg: TrainConfig, s: Setup, *, ref_logps=None, ref_lmm=None):
         self.cfg, self.s, self.d = cfg, s, cfg.dpo
         self.ref_logps, self.ref_lmm = ref_logps, ref_lmm
 
@@ -72,7 +73,7 @@ class DPOObjective:
         return m
 
 
-def prepare_reference(cfg: TrainConfig, s: loop.Setup) -> dict:
+def prepare_reference(cfg: TrainConfig, s: Setup) -> dict:
     """Return the objective's reference: {'ref_logps': (chosen, rejected)} or {'ref_lmm': frozen copy}."""
     if cfg.dpo.reference == "live":
         if not sharding.has_weights(s.lmm.module):  # FSDP's RAM-efficient loading: no weights to copy
@@ -92,7 +93,7 @@ def prepare_reference(cfg: TrainConfig, s: loop.Setup) -> dict:
 
 def train_dpo(cfg: TrainConfig, *, resume: bool = False, on_step=None) -> dict:
     """Run DPO training for ``cfg``; return {'step', 'stopped', 'final'}."""
-    s = loop.setup(cfg, resume=resume)
+    s = setup(cfg, resume=resume)
     if not s.dataset.is_preference():
         raise ValueError(f"{cfg.data.path}: DPO needs preference records (chosen/rejected), got SFT records")
     ref = prepare_reference(cfg, s)

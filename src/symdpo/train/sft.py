@@ -10,6 +10,7 @@ import dataclasses
 from symdpo.train import loop
 from symdpo.train.config import TrainConfig
 from symdpo.train.dpo import answer_tokens
+from symdpo.train.setup import Setup, setup
 
 
 class SFTObjective:
@@ -17,7 +18,7 @@ class SFTObjective:
 
     plot_keys = ["loss", "lr", "grad_norm"]
 
-    def __init__(self, s: loop.Setup):
+    def __init__(self, s: Setup):
         self.s = s
 
     def denominators(self, indices: list[int]) -> dict[str, float]:
@@ -37,6 +38,6 @@ class SFTObjective:
 
 def train_sft(cfg: TrainConfig, *, resume: bool = False, on_step=None) -> dict:
     """Run SFT for ``cfg``; return {'step', 'stopped', 'final'}."""
-    s = loop.setup(cfg, resume=resume)
+    s = setup(cfg, resume=resume)
     held_out = SFTObjective(dataclasses.replace(s, dataset=s.eval_dataset)) if s.eval_dataset is not None else None
     return loop.run(s, SFTObjective(s), resume=resume, on_step=on_step, eval_objective=held_out)

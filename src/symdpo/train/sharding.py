@@ -6,7 +6,7 @@ accelerate prepares FSDP2 (torch's ``fully_shard``) or DeepSpeed for the model; 
 * on CPU processes accelerate turns an FSDP or DeepSpeed launch config into plain data parallelism (its
   state enables them only for accelerator devices), so a CPU run would test nothing; `enable_fsdp_on_cpu`
   gives the state FSDP with the plugin the launcher described, and FSDP2 then shards over gloo exactly as
-  over NCCL (DeepSpeed: `train.loop.make_accelerator` lets accelerate's state take the launch);
+  over NCCL (DeepSpeed: `train.setup.make_accelerator` lets accelerate's state take the launch);
 * `prepare` is accelerate's prepare plus what each engine needs: FSDP's units are the model's
   (``shard_units`` of the interface), not a class list written into the launch config for one model;
 * a sharded unit gathers its weights around ``forward`` only: a model calling another method of a unit
