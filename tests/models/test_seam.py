@@ -188,3 +188,15 @@ def test_model_presets_lists_every_family():
     assert families >= {"flamingo", "idefics", "idefics2", "idefics3", "qwen2_vl", "qwen3_vl", "gemma3"}
     for p in presets():
         assert p.name in res.output
+
+
+def test_a_family_missing_a_hook_cannot_be_instantiated():
+    """Every hook training relies on is abstract in the contract: a family without one fails at once."""
+    from symdpo.models.flamingo.lmm import FlamingoLMM
+    from symdpo.models.interface import TrainableModel
+
+    assert {"_set_module", "_frozen_eval", "_fold_trained", "shard_units", "prepare_training",
+            "answer_logps", "generate", "prompt_format"} <= TrainableModel.__abstractmethods__
+    incomplete = type("Incomplete", (FlamingoLMM,), {"_set_module": TrainableModel._set_module})
+    with pytest.raises(TypeError, match="_set_module"):
+        incomplete(None, None)
