@@ -25,6 +25,7 @@ from torch import nn
 
 from symdpo.atomic import write_text
 from symdpo.config import ConfigError
+from symdpo.data.manifest import manifest_image_root
 from symdpo.models import card
 from symdpo.models.prompts import AGNOSTIC_END, KINDS
 from symdpo.train import checkpointing as ckpt
@@ -32,7 +33,6 @@ from symdpo.train import sharding
 from symdpo.train.config import TrainConfig
 from symdpo.train.data import (
     RecordDataset,
-    manifest_image_root,
     micro_batches,
     open_dataset,
     step_indices,

@@ -24,6 +24,7 @@ from symdpo.models.scoring import (
     right_padded,
     sequence_logps,
 )
+from symdpo.pixels import preprocess_clip
 
 
 @dataclass
@@ -106,8 +107,6 @@ class FlamingoLMM(TrainableModel):
 
     def pixels(self, images: list) -> torch.Tensor:
         """Return (N, 3, S, S) CLIP-normalised pixels of PIL images or already preprocessed tensors."""
-        from symdpo.data.images import preprocess_clip
-
         out = []
         for im in images:
             if isinstance(im, Image.Image):
