@@ -73,7 +73,7 @@ def build(size: dict, device: torch.device, dtype: str = "bfloat16", eager_mpt: 
                 module.__class__ = MptAttention
     # mask_rows: OpenFlamingo's way (whole matrix trainable, gradient masked); else the recipes' default rows
     lmm.groups = lmm.prepare_training(TrainingSpec(weight_decay=0.1, gate_init=0.5, gradient_checkpointing=checkpointing,
-                                                   new_token_rows="mask" if mask_rows else "rows"))
+                                                   family_options={"new_token_rows": "mask" if mask_rows else "rows"}))
     return lmm
 
 

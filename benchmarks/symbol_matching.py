@@ -55,7 +55,7 @@ def is_one_token(tokenizer, symbol: str) -> bool:
 
 def one_token_symbols(tokenizer, n: int = 32) -> list[str]:
     """Return ``n`` pseudo-syllables that the tiny tokenizer keeps as one token right after "answer:"."""
-    from symdpo.data.vocab import builtin_symbols
+    from symdpo.pseudowords import builtin_symbols
 
     base = len(tokenizer(QUESTION)["input_ids"])
     out: list[str] = []

@@ -1,19 +1,18 @@
 """The ``symdpo`` command: data, train, eval, infer, demo and model sub-commands.
 
 Errors a user can fix (a missing file, a malformed checkpoint or config, an unknown preset) are printed as
-one line, without a traceback, and exit with status 1 (usage errors: 2; Ctrl-C: 130); ``symdpo.errors`` says
-how each reads.
+one line, without a traceback, and exit with status 1 (usage errors: 2; Ctrl-C: 130): ``symdpo.boundary``
+catches them, ``symdpo.errors`` says how each reads.
 """
 
 from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
+from symdpo.boundary import GuardedGroup, run_app
 from symdpo.data.cli import app as data_app
-from symdpo.errors import GuardedGroup, run_guarded
 from symdpo.eval.cli import app as eval_app
 from symdpo.models.cli import app as model_app
 from symdpo.train.cli import app as train_app
@@ -102,16 +101,6 @@ def web_app(
     launch(host=host, port=port, models=[m.strip() for m in models.split(",") if m.strip()])
 
 
-# typer 0.2x raises its own copy of click's exceptions (typer._click); older typer raises click's
-try:
-    from typer._click import exceptions as _typer_click
-except ImportError:  # pragma: no cover - depends on the installed typer
-    _typer_click = click.exceptions
-_EXITS = (click.exceptions.Exit, typer.Exit)
-_USAGE = (click.ClickException, _typer_click.ClickException)
-_ABORTS = (click.exceptions.Abort, typer.Abort)
-
-
 def _expand_two_value_options(argv: list[str]) -> list[str]:
     """Return argv with ``--demo IMG TEXT`` / ``--query IMG TEXT`` written as one option per value."""
     out, i = [], 0
@@ -129,31 +118,6 @@ def _expand_two_value_options(argv: list[str]) -> list[str]:
             out.append(arg)
             i += 1
     return out
-
-
-def run_app(typer_app: typer.Typer, argv: list[str], prog_name: str) -> None:
-    """Run a typer app on ``argv`` and exit with its status; usage and user errors are one line on stderr."""
-
-    def call() -> None:
-        try:
-            # standalone_mode=False: click returns a sub-command's typer.Exit code instead of exiting
-            code = typer_app(args=argv, prog_name=prog_name, standalone_mode=False)
-        except _EXITS as e:
-            sys.exit(e.exit_code)
-        except _USAGE as e:
-            if type(e).__name__ == "NoArgsIsHelpError":  # `symdpo` alone, `symdpo eval`: the help is the answer
-                e.show()
-            else:  # a wrong command, option or value: one line, never a traceback
-                print(f"error: {' '.join(e.format_message().split())} ({prog_name} --help lists the commands and "
-                      "options)", file=sys.stderr)
-            sys.exit(e.exit_code)
-        except _ABORTS:  # click turns Ctrl-C into Abort
-            print("error: interrupted", file=sys.stderr)
-            sys.exit(130)
-        if isinstance(code, int) and code:
-            sys.exit(code)
-
-    run_guarded(call)
 
 
 def main() -> None:

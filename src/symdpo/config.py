@@ -10,11 +10,13 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from symdpo.errors import SymdpoError
+
 M = TypeVar("M", bound=BaseModel)
 REQUIRED = "???"  # a value to fill in (DPO repo convention): treated as absent, so pydantic reports it missing
 
 
-class ConfigError(ValueError):
+class ConfigError(SymdpoError):
     """A config file or override that cannot be read or does not validate; one line per problem."""
 
 

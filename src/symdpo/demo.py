@@ -77,12 +77,12 @@ def build_data(out: Path, size: DemoSize, console: Console, seed: int = 0) -> tu
 
 def evaluate(model, model_path: str, probes: Path, out: Path, size: DemoSize) -> dict:
     """Return the demo's scores of one model: easy-VQA 4/8-shot and symbol-ICL, real and blank demo images."""
+    from symdpo.data.manifest import manifest_image_root
     from symdpo.data.recordio import read_records
     from symdpo.eval.config import EvalConfig
     from symdpo.eval.merge import merge_run
     from symdpo.eval.runner import run_eval
     from symdpo.eval.symbol_icl import symbol_accuracy
-    from symdpo.train.data import manifest_image_root
 
     model.train(False)
     scores: dict[str, float] = {}
@@ -301,9 +301,9 @@ def contact_sheet(models: dict, probes: Path, path: Path, n: int = 4) -> None:
     import matplotlib.pyplot as plt
 
     from symdpo.data.images import load_image
+    from symdpo.data.manifest import manifest_image_root
     from symdpo.data.recordio import read_records
     from symdpo.eval.symbol_icl import probe_contexts
-    from symdpo.train.data import manifest_image_root
 
     root = manifest_image_root(probes)
     records = [r for r in read_records(probes)][:n]

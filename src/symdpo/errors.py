@@ -1,7 +1,8 @@
-"""The CLI's one error boundary: every failure a user can meet becomes one line saying what and what to do.
+"""symdpo's errors: the one base class of every error a user can fix, and how any exception reads as one line.
 
-``SYMDPO_DEBUG=1`` lets the traceback through instead. Each stage keeps its own error type (ConfigError,
-DataError, EvalError, ModelError); this module only decides how any exception reads on the terminal.
+Each layer keeps its own error type (ConfigError, DataError, EvalError, ModelError, InferenceError, UsageError),
+all `SymdpoError`s, so the CLI's boundary (``symdpo.boundary``) prints any of them as one line without knowing
+the layers. ``SYMDPO_DEBUG=1`` lets the traceback through instead.
 """
 
 from __future__ import annotations
@@ -9,17 +10,18 @@ from __future__ import annotations
 import errno
 import os
 import re
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-from typer.core import TyperGroup
 
 DEBUG_VAR = "SYMDPO_DEBUG"
 _DEBUG_HINT = f"rerun with {DEBUG_VAR}=1 for the traceback"
 
 
-class UsageError(ValueError):
+class SymdpoError(ValueError):
+    """An error a user can fix (bad input, config or request); its message says what and what to do."""
+
+
+class UsageError(SymdpoError):
     """A command-line option with a value it cannot take (exit status 2, like click's own usage errors)."""
 
 
@@ -80,12 +82,7 @@ def describe(exc: BaseException) -> str:
     """Return the one line the CLI prints for ``exc``."""
     from pydantic import ValidationError
 
-    from symdpo.config import ConfigError
-    from symdpo.data.errors import DataError
-    from symdpo.eval.errors import EvalError
-    from symdpo.models.errors import ModelError
-
-    if isinstance(exc, (UsageError, ConfigError, DataError, EvalError, ModelError)):
+    if isinstance(exc, SymdpoError):
         text = one_line(str(exc))
     elif isinstance(exc, ValidationError):
         text = validation_message(exc)
@@ -102,50 +99,3 @@ def describe(exc: BaseException) -> str:
     else:
         text = f"unexpected {type(exc).__name__}: {exc} ({_DEBUG_HINT}, and please report it)"
     return " ".join(text.split()) or f"{type(exc).__name__} ({_DEBUG_HINT})"
-
-
-def _passes_through() -> tuple[type[BaseException], ...]:
-    """Return click's own exceptions (usage errors, Exit, Abort), which click itself reports."""
-    import click
-    import typer
-
-    try:  # typer 0.2x raises its own copy of click's exceptions (typer._click); older typer raises click's
-        from typer._click.exceptions import ClickException as TyperClickException
-    except ImportError:  # pragma: no cover - depends on the installed typer
-        TyperClickException = click.ClickException
-    return (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, TyperClickException,
-            typer.Exit, typer.Abort)
-
-
-class GuardedGroup(TyperGroup):
-    """A typer command group whose sub-commands' errors end as one stderr line and an exit status."""
-
-    def invoke(self, ctx: Any) -> Any:
-        """Run the sub-command; an error is printed as one line and raised as SystemExit(1, 2 or 130)."""
-        if debugging():
-            return super().invoke(ctx)
-        try:
-            return super().invoke(ctx)
-        except _passes_through():
-            raise
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            raise SystemExit(130) from None
-        except Exception as e:  # noqa: BLE001 - the boundary: anything left becomes one line
-            print(f"error: {describe(e)}", file=sys.stderr)
-            raise SystemExit(2 if isinstance(e, UsageError) else 1) from None
-
-
-def run_guarded(fn: Callable[[], Any]) -> None:
-    """Run ``fn``; on an error print one line on stderr and exit 1 (2: a usage error, 130: Ctrl-C)."""
-    if debugging():
-        fn()
-        return
-    try:
-        fn()
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as e:  # noqa: BLE001 - the boundary: anything left becomes one line
-        print(f"error: {describe(e)}", file=sys.stderr)
-        sys.exit(2 if isinstance(e, UsageError) else 1)

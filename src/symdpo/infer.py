@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from symdpo.errors import SymdpoError
 from symdpo.eval.postprocess import postprocess_caption, postprocess_vqa
 from symdpo.eval.prompts import PromptItem, render_context, to_interleaved
 
@@ -23,7 +24,7 @@ DECODING = {"vqa": dict(max_new_tokens=5, num_beams=3, length_penalty=0.0),
             "caption": dict(max_new_tokens=20, num_beams=3, length_penalty=0.0)}
 
 
-class InferenceError(ValueError):
+class InferenceError(SymdpoError):
     """A request that cannot be answered as given (missing image, missing question, …)."""
 
 

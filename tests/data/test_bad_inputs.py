@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from symdpo.data.build import build, manifest_path
+from symdpo.data.build import build
 from symdpo.data.errors import BadImageError, DataError
+from symdpo.data.manifest import manifest_path
 from symdpo.data.options import BuildOptions
 from symdpo.data.recordio import read_records
 

@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from symdpo.data.errors import BadImageError
-from symdpo.data.images import CLIP_MEAN, CLIP_STD, check_image, load_image, preprocess_clip, to_rgb
+from symdpo.data.images import check_image, load_image
 from symdpo.data.paths import resolve_inside
+from symdpo.pixels import CLIP_MEAN, CLIP_STD, preprocess_clip, to_rgb
 
 
 def _photo(w: int, h: int, seed: int = 0) -> Image.Image:

@@ -9,7 +9,7 @@ from symdpo.data.options import BuildOptions
 from symdpo.data.recordio import read_records
 from symdpo.data.records import SFTRecord, render_openflamingo
 from symdpo.data.sources import read_easyvqa
-from symdpo.data.vocab import builtin_symbols
+from symdpo.pseudowords import builtin_symbols
 
 
 def _build(tmp_path, name: str, **opts) -> list[SFTRecord]:

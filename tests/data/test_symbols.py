@@ -7,8 +7,9 @@ from collections import Counter
 
 import pytest
 
-from symdpo.data.build import build, manifest_path
+from symdpo.data.build import build
 from symdpo.data.errors import DataError
+from symdpo.data.manifest import manifest_path
 from symdpo.data.options import BuildOptions, SymbolOptions
 from symdpo.data.pool import VQAPool
 from symdpo.data.recordio import read_records
@@ -16,7 +17,8 @@ from symdpo.data.records import PreferenceRecord
 from symdpo.data.sources import read_easyvqa
 from symdpo.data.sources.types import VQAExample
 from symdpo.data.symbols import SymbolBuilder, shortcut_answer
-from symdpo.data.vocab import SymbolVocabulary, builtin_symbols, read_symbol_file, words_of
+from symdpo.data.vocab import SymbolVocabulary, read_symbol_file, words_of
+from symdpo.pseudowords import builtin_symbols
 
 
 def synthetic_examples(n: int = 1500, seed: int = 0) -> list[VQAExample]:

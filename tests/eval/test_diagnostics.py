@@ -18,7 +18,6 @@ from eval_helpers import error_line
 from PIL import Image
 from typer.testing import CliRunner
 
-from symdpo.data.vocab import builtin_symbols
 from symdpo.eval.cli import app
 from symdpo.eval.config import EvalConfig
 from symdpo.eval.datasets import Split
@@ -30,6 +29,7 @@ from symdpo.eval.prompts import OPENFLAMINGO
 from symdpo.eval.runner import run_eval
 from symdpo.eval.tasks import get_task
 from symdpo.models.hf.families import FAMILIES
+from symdpo.pseudowords import builtin_symbols
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 

@@ -10,12 +10,8 @@ from eval_helpers import pycocoevalcap_cider
 from symdpo.eval.errors import EvalError
 from symdpo.eval.metrics.cider import java_available
 from symdpo.eval.prompts import render_context
-from symdpo.eval.tasks import (
-    Task,
-    get_task,
-    list_tasks,
-    register_task,
-)
+from symdpo.eval.registry import Task, register_task
+from symdpo.eval.tasks import get_task, list_tasks
 
 
 def test_registered_tasks_and_decoding() -> None:

@@ -47,9 +47,31 @@ def graph() -> dict[str, set[str]]:
     return {m: {i for i in imports_of(p) if i in files and i != m} for m, p in files.items()}
 
 
-def test_no_import_cycle_inside_models():
-    g = {m: {i for i in deps if i.startswith("symdpo.models")} for m, deps in graph().items()
-         if m.startswith("symdpo.models")}
+# bottom to top; the layers of one rank are peers, which never import each other
+LAYERS: list[dict[str, tuple[str, ...]]] = [
+    {"core": ("symdpo.errors", "symdpo.boundary", "symdpo.atomic", "symdpo.config", "symdpo.distributed",
+              "symdpo.pixels", "symdpo.pseudowords")},
+    {"models": ("symdpo.models",)},
+    {"data": ("symdpo.data",)},
+    {"train": ("symdpo.train",), "eval": ("symdpo.eval",)},
+    {"infer": ("symdpo.infer",)},
+    {"demo": ("symdpo.demo",), "app": ("symdpo.app",)},
+    {"cli": ("symdpo.cli", "symdpo.__main__", "symdpo")},
+]
+
+
+def layer_of(module: str) -> tuple[int, str]:
+    """Return the (rank, layer) ``module`` belongs to; a module in no layer fails the test (place it)."""
+    for rank, layers in enumerate(LAYERS):
+        for name, roots in layers.items():
+            if any(module == r or (r != "symdpo" and module.startswith(r + ".")) for r in roots):
+                return rank, name
+    pytest.fail(f"{module} is in no layer: add it to LAYERS in tests/models/test_seam.py")
+
+
+def test_no_import_cycle_in_symdpo():
+    """No module of src/symdpo imports itself back through others (imports inside functions count)."""
+    g = graph()
     state: dict[str, int] = {}
 
     def visit(m: str, stack: list[str]) -> None:
@@ -65,6 +87,21 @@ def test_no_import_cycle_inside_models():
     for m in sorted(g):
         if m not in state:
             visit(m, [m])
+
+
+def test_layers_import_downward_only():
+    """Layers, bottom to top: core (errors with the one SymdpoError, the CLI's error boundary, atomic writes,
+    config, distributed, pixels, pseudowords) < models < data < train | eval (peers) < infer < demo | app
+    (peers) < cli (with __main__ and the package's own ``symdpo.load``). A module imports its own layer and
+    those below, never one above nor a peer (imports inside functions count)."""
+    upward = []
+    for m, deps in graph().items():
+        rank, layer = layer_of(m)
+        for d in deps:
+            d_rank, d_layer = layer_of(d)
+            if d_rank > rank or (d_rank == rank and d_layer != layer):
+                upward.append(f"{m} ({layer}) -> {d} ({d_layer})")
+    assert not upward, "imports against the layers:\n" + "\n".join(sorted(upward))
 
 
 def test_pipeline_stages_never_import_a_family():
@@ -190,3 +227,15 @@ def test_model_presets_lists_every_family():
     assert families >= {"flamingo", "idefics", "idefics2", "idefics3", "qwen2_vl", "qwen3_vl", "gemma3"}
     for p in presets():
         assert p.name in res.output
+
+
+def test_a_family_missing_a_hook_cannot_be_instantiated():
+    """Every hook training relies on is abstract in the contract: a family without one fails at once."""
+    from symdpo.models.flamingo.lmm import FlamingoLMM
+    from symdpo.models.interface import TrainableModel
+
+    assert {"_set_module", "_frozen_eval", "_fold_trained", "shard_units", "prepare_training",
+            "answer_logps", "generate", "prompt_format"} <= TrainableModel.__abstractmethods__
+    incomplete = type("Incomplete", (FlamingoLMM,), {"_set_module": TrainableModel._set_module})
+    with pytest.raises(TypeError, match="_set_module"):
+        incomplete(None, None)

@@ -15,6 +15,7 @@ import numpy as np
 
 from symdpo.data.errors import BadImageError, DataError
 from symdpo.data.images import check_image
+from symdpo.data.manifest import manifest_path
 from symdpo.data.options import BuildOptions
 from symdpo.data.pool import VQAPool
 from symdpo.data.recordio import RecordWriter, atomic_outputs, format_of
@@ -35,11 +36,6 @@ from symdpo.data.vocab import SymbolVocabulary, read_symbol_file
 
 Progress = Callable[[int, int], None]
 MANIFEST_VERSION = 1
-
-
-def manifest_path(out: str | Path) -> Path:
-    """Return the manifest path of an output file (``<out>.manifest.json``)."""
-    return Path(f"{out}.manifest.json")
 
 
 def open_source(opts: BuildOptions) -> tuple[Iterator, Path]:

@@ -10,13 +10,15 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from symdpo.boundary import GuardedGroup
 from symdpo.data.build import build as run_build
 from symdpo.data.errors import BadImageError, DataError
 from symdpo.data.images import check_image
-from symdpo.data.inspect import contact_sheet, describe, read_manifest
+from symdpo.data.inspect import contact_sheet, describe
+from symdpo.data.manifest import manifest_image_root, read_manifest
 from symdpo.data.options import BuildOptions, SymbolOptions
 from symdpo.data.recordio import read_records
-from symdpo.errors import GuardedGroup, UsageError, validation_message
+from symdpo.errors import UsageError, validation_message
 
 app = typer.Typer(cls=GuardedGroup, help="Build and inspect SymDPO preference / SFT data.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -139,7 +141,7 @@ def inspect(
 ) -> None:
     """Validate every record of FILE and that its images open, print a few rendered samples, draw one."""
     manifest = read_manifest(file)
-    root = image_root or (Path(manifest["source"]["image_root"]) if manifest else None)
+    root = image_root or manifest_image_root(file)
     shown, total, first, images = [], 0, None, set()
     for rec in read_records(file):  # a bad record raises DataError naming the file, line and field
         total += 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from symdpo.errors import SymdpoError
 
-class DataError(ValueError):
+
+class DataError(SymdpoError):
     """Bad input data; the message names the file, the line or item, and the field."""
 
     def __init__(self, file: object, message: str, *, line: int | None = None, item: str | None = None,

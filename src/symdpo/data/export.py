@@ -32,7 +32,7 @@ from symdpo.atomic import atomic_directory, write_text
 from symdpo.data.conversations import quiet_datasets
 from symdpo.data.errors import BadImageError, DataError
 from symdpo.data.images import check_image
-from symdpo.data.inspect import read_manifest
+from symdpo.data.manifest import image_root_of, read_manifest
 from symdpo.data.paths import resolve_inside
 from symdpo.data.recordio import read_records
 from symdpo.data.records import PreferenceRecord
@@ -143,15 +143,6 @@ def dataset_info(name: str) -> dict[str, Any]:
                                "images": "images"}}}
 
 
-def image_root_of(records: str | Path, manifest: dict | None, image_root: str | Path | None) -> Path:
-    """Return the folder the records' image paths are relative to (``image_root``, else the manifest's)."""
-    if image_root is not None:
-        return Path(image_root)
-    if manifest and manifest.get("source", {}).get("image_root"):
-        return Path(manifest["source"]["image_root"])
-    raise DataError(records, "no manifest beside it names the image folder: pass --image-root")
-
-
 def export(records: str | Path, fmt: str, out: str | Path, *, image_root: str | Path | None = None,
            name: str | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write the export folder ``out`` of a preference record file in ``fmt``; return a summary of it."""
@@ -168,7 +159,7 @@ def export(records: str | Path, fmt: str, out: str | Path, *, image_root: str | 
     if manifest and manifest.get("record_type") not in (None, "preference"):
         raise DataError(records, f"holds {manifest['record_type']} records (its manifest says); export takes "
                         "preference records: build them with `symdpo data build --mode preference`")
-    root = image_root_of(records, manifest, image_root)
+    root = image_root_of(records, image_root)
     name = name or f"symdpo_{records.name.split('.')[0]}"
     stat = records.stat()
     # a fresh cache per export, so the fingerprint only has to be unique; giving it spares datasets hashing

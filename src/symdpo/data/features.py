@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from symdpo.atomic import write_bytes
-from symdpo.data.images import load_image, preprocess_clip
+from symdpo.data.images import load_image
+from symdpo.pixels import preprocess_clip
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -11,12 +10,6 @@ import numpy as np
 from symdpo.data.errors import BadImageError
 from symdpo.data.images import load_image
 from symdpo.data.records import PreferenceRecord, Record, render_openflamingo
-
-
-def read_manifest(path: str | Path) -> dict | None:
-    """Return the manifest beside a record file, or None if there is none."""
-    m = Path(f"{path}.manifest.json")
-    return json.loads(m.read_text(encoding="utf-8")) if m.is_file() else None
 
 
 def describe(record: Record) -> str:

@@ -1,11 +1,10 @@
 """The symbol vocabulary: meaningless pseudo-words that replace demonstration answers.
 
-The built-in list is generated (not sampled) so it is identical on every machine and Python version:
-two consonant-vowel syllables, like the paper's neutral examples ("rhondda", "odwyer"). A user list can
-add to it or replace it. Every symbol that equals an answer string, an answer word or a question word of
-the source is removed, so a symbol can never be read as a real answer; so is every symbol that spells the
-beginning of an answer word ("bro" of "brown"): trained to answer it and stop, a model learns to stop after
-the first piece of that answer (the tiny demo model answered "bro" for "brown" until this rule).
+The built-in list is ``symdpo.pseudowords.builtin_symbols``; a user list can add to it or replace it. Every
+symbol that equals an answer string, an answer word or a question word of the source is removed, so a symbol
+can never be read as a real answer; so is every symbol that spells the beginning of an answer word ("bro" of
+"brown"): trained to answer it and stop, a model learns to stop after the first piece of that answer (the
+tiny demo model answered "bro" for "brown" until this rule).
 """
 
 from __future__ import annotations
@@ -16,35 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from symdpo.data.errors import DataError
+from symdpo.pseudowords import builtin_symbols
 
-_ONSETS = ("b", "br", "d", "dr", "f", "g", "gl", "k", "kl", "l", "m", "n", "p", "pl", "r", "s", "sk", "st",
-           "t", "tr", "v", "z", "th", "sh")
-_VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
-_CODAS = ("", "n", "r", "l", "th", "nd", "sk", "m", "x")
 _WORD = re.compile(r"[a-z0-9']+")
-
-
-def builtin_symbols(n: int = 2048) -> list[str]:
-    """Return ``n`` distinct generated pseudo-words (fixed for every run and platform)."""
-    parts = (_ONSETS, _VOWELS, _CODAS, _ONSETS, _VOWELS)
-    total = 1
-    for p in parts:
-        total *= len(p)
-    words: list[str] = []
-    seen: set[str] = set()
-    step = 104729  # a prime not dividing ``total``: i*step mod total visits every combination once
-    i = 0
-    while len(words) < n and i < total:
-        j = (i * step + 12345) % total
-        i += 1
-        w = ""
-        for p in parts:
-            j, r = divmod(j, len(p))
-            w += p[r]
-        if w not in seen:
-            seen.add(w)
-            words.append(w)
-    return words
 
 
 def read_symbol_file(path: str | Path) -> list[str]:

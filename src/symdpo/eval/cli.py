@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from symdpo.errors import GuardedGroup
+from symdpo.boundary import GuardedGroup
 
 app = typer.Typer(cls=GuardedGroup, help="Few-shot multimodal in-context evaluation (OpenFlamingo protocol).", no_args_is_help=True)
 
@@ -242,11 +242,11 @@ def symbols_command(
 ) -> None:
     """Symbol-ICL accuracy: how often the model picks the right symbol, with real and blank demo images."""
     from symdpo.atomic import write_text
+    from symdpo.data.manifest import manifest_image_root
     from symdpo.data.recordio import read_records
     from symdpo.errors import UsageError
     from symdpo.eval.errors import EvalError
     from symdpo.eval.symbol_icl import symbol_accuracy
-    from symdpo.train.data import manifest_image_root
 
     conditions = _split(demo_images)
     unknown = [c for c in conditions if c not in ("real", "blank")]

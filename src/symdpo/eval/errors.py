@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from symdpo.errors import SymdpoError
 
-class EvalError(ValueError):
+
+class EvalError(SymdpoError):
     """Bad evaluation input (unknown task, missing path, too many shots, a changed run directory...)."""

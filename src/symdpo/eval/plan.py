@@ -25,7 +25,7 @@ from symdpo.eval.errors import EvalError
 from symdpo.eval.images import BLANK, ImageRef
 from symdpo.eval.labels import relabel
 from symdpo.eval.prompts import PromptItem, effective_num_shots, render_context, to_interleaved
-from symdpo.eval.tasks import Task
+from symdpo.eval.registry import Task
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from symdpo.eval.errors import EvalError
 from symdpo.eval.images import ImageProvider, ImageRef, folder_images
 from symdpo.eval.plan import Condition, TaskPlan, check_shots, conditions, eval_subset, make_trial
 from symdpo.eval.predictions import PredictionWriter, part_path, read_all, row_key
-from symdpo.eval.tasks import Task, get_task
+from symdpo.eval.registry import Task
+from symdpo.eval.tasks import get_task
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.json"

@@ -1,7 +1,7 @@
-"""The task registry: a task is data + prompt + post-processing + metric + decoding parameters.
+"""The registered tasks and their lookup: a task is data + prompt + post-processing + metric + decoding parameters.
 
-A dict and a decorator, as lm-evaluation-harness does it (``lm_eval/api/registry.py``): adding a benchmark is
-one decorated factory. The protocol values follow OpenFlamingo's evaluation (docs/openflamingo.md, "Few-shot
+Adding a benchmark is one decorated factory (``eval/registry.py``); OpenFlamingo's are here, VL-ICL's in
+``eval/vlicl_tasks.py``, and `get_task` sees them all. The protocol values follow OpenFlamingo's evaluation (docs/openflamingo.md, "Few-shot
 evaluation protocol"): demonstrations show the *first* caption / the *first* annotator answer, beam search with
 3 beams and length_penalty 0.0, max new tokens 20 (captions), 5 (VQA), 10 (TextVQA).
 
@@ -12,78 +12,16 @@ the loaders, so the registry can be listed without reading anything). A loader r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from symdpo.eval import vlicl_tasks  # noqa: F401  (registers the VL-ICL tasks)
 from symdpo.eval.datasets import Split, split_loader
 from symdpo.eval.metrics.cider import compute_cider
 from symdpo.eval.metrics.vqa_accuracy import normalize_answer, percent_of, vqa_accuracies
 from symdpo.eval.postprocess import postprocess_caption, postprocess_okvqa, postprocess_vqa
-from symdpo.eval.prompts import CAPTION_TEMPLATE, VQA_TEMPLATE, PromptItem, PromptTemplate
-
-Record = Any  # a symdpo.data.sources.types record (VQAExample, CaptionExample) or a symbol-probe item
-Metric = Callable[[Mapping[str, str], Sequence[Record]], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    """Decoding parameters passed to ``InterleavedModel.generate``."""
-
-    max_new_tokens: int
-    num_beams: int = 3
-    length_penalty: float = 0.0
-
-
-@dataclass(frozen=True)
-class Task:
-    """Everything needed to evaluate one benchmark, each part in one place."""
-
-    name: str
-    kind: Literal["caption", "vqa", "symbol_icl", "vlicl"]
-    load: Callable[[Mapping[str, Any], str], Split]  # (paths config, split) -> records + image root
-    template: PromptTemplate
-    postprocess: Callable[[str], str]
-    metric: Metric  # (predictions by record id, records) -> {"score": ..., ...}
-    generation: GenerationParams
-    eval_split: str
-    demo_split: str = "train"
-    demos_in_record: bool = False  # symbol probes carry their own demonstrations
-    # a benchmark's own demonstration choice, (rng, demonstration pool, query, shots) -> demos in prompt order,
-    # and its check that the shots can be shown, (shots, pool, evaluated records) -> None or an EvalError;
-    # without them: random records of the pool with distinct images, OpenFlamingo's text-only 0-shot demos
-    select_demos: Callable[[Any, Sequence[Record], Record, int], list[Record]] | None = None
-    check_demos: Callable[[int, Sequence[Record], Sequence[Record]], None] | None = None
-    # the prompt format from (model or None, EvalConfig); None: the model's format for the task's kind
-    prompt_for: Callable[[Any, Any], PromptTemplate] | None = None
-    metric_options: tuple[str, ...] = ()  # EvalConfig fields passed to the metric as keyword arguments
-
-    def prompt_item(self, record: Record, *, demo: bool) -> PromptItem:
-        """Return the prompt fields of ``record`` as a demonstration (with its answer) or as the query."""
-        if self.kind == "caption":
-            # The reference shows the first caption, stripped (evaluate.py: x["caption"].strip()).
-            return PromptItem(record.image, {"caption": record.captions[0].strip()} if demo else {})
-        fields = {"question": record.question}
-        if demo and self.kind == "vlicl":
-            fields["answer"] = str(record.answer)  # VL-ICL's format_answer: str() of its int answers
-        elif demo:
-            fields["answer"] = record.answers[0]  # first annotator answer, as the reference
-        return PromptItem(record.image, fields)
-
-
-TASKS: dict[str, Callable[[], Task]] = {}
-
-
-def register_task(name: str) -> Callable[[Callable[[], Task]], Callable[[], Task]]:
-    """Return a decorator that registers a task factory under ``name`` (a name can be taken only once)."""
-
-    def decorate(factory: Callable[[], Task]) -> Callable[[], Task]:
-        if name in TASKS:
-            raise ValueError(f"task {name!r} is already registered")
-        TASKS[name] = factory
-        return factory
-
-    return decorate
+from symdpo.eval.prompts import CAPTION_TEMPLATE, VQA_TEMPLATE
+from symdpo.eval.registry import TASKS, GenerationParams, Record, Task, register_task
 
 
 def get_task(name: str) -> Task:
@@ -225,6 +163,3 @@ def symbol_icl() -> Task:
     return Task("symbol_icl", "symbol_icl", symbol_probe_loader, VQA_TEMPLATE, postprocess_vqa,
                 symbol_accuracy_metric, GenerationParams(max_new_tokens=5), eval_split="val",
                 demos_in_record=True)  # fmt: skip
-
-
-from symdpo.eval import vlicl_tasks  # noqa: E402, F401  (registers the VL-ICL tasks; needs the names above)

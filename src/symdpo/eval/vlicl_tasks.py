@@ -22,7 +22,7 @@ from typing import Any
 
 from symdpo.eval.datasets import Split
 from symdpo.eval.prompts import VQA_TEMPLATE
-from symdpo.eval.tasks import GenerationParams, Task, register_task
+from symdpo.eval.registry import GenerationParams, Task, register_task
 from symdpo.eval.vlicl_data import FOLDERS, check_shots, read_vlicl, resolve_root, select_demos
 from symdpo.eval.vlicl_scoring import vlicl_metric
 from symdpo.models.prompts import PromptFormat

@@ -1,1 +1,1 @@
-"""Models: the interleaved-model protocol, Flamingo, presets."""
+"""Models: the interleaved-model contract (interface.py), Flamingo, the HF-native families, presets."""

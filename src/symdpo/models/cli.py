@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from symdpo.errors import GuardedGroup
+from symdpo.boundary import GuardedGroup
 
 app = typer.Typer(cls=GuardedGroup, help="Models: presets, OpenFlamingo checkpoint conversion, export.", no_args_is_help=True)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from symdpo.errors import SymdpoError
 
-class ModelError(ValueError):
+
+class ModelError(SymdpoError):
     """A model request that cannot be met as given."""
 
 

@@ -1,4 +1,4 @@
-"""The interleaved-model protocol: the one seam between models and the rest of symdpo.
+"""The interleaved-model contract: the one seam between models and the rest of symdpo.
 
 A *context* is an interleaved list of text segments and images, in reading order. Images are
 ``PIL.Image.Image`` or, for families that take them, ``torch.Tensor`` vision features from
@@ -6,19 +6,22 @@ A *context* is an interleaved list of text segments and images, in reading order
 tokens where an image item stands. Contexts and answers use the model-agnostic end-of-answer marker
 ``<|endofchunk|>`` (``prompts.AGNOSTIC_END``) or the model's own ``end_of_chunk``; a family reads either.
 
-Data, training, evaluation and inference use only what `InterleavedModel` declares, as lm-evaluation-harness'
-``LM`` declares what its harness calls; they never import a family package and never match parameter names.
+Evaluation and inference use only what `InterleavedModel` declares, training only what `TrainableModel` adds,
+as lm-evaluation-harness' ``LM`` declares what its harness calls; they never import a family package and never
+match parameter names. Both are abstract base classes: a family (models/flamingo/lmm.py, models/hf/adapter.py)
+that misses a member cannot be instantiated.
 What trains is the family's decision (`TrainingSpec` names a policy; the family returns the optimiser's
 groups), as torchtune's models say which of their parameters train.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, Union, runtime_checkable
+from typing import Any, Literal, Union
 
 import torch
 from PIL import Image
@@ -63,13 +66,15 @@ class TrainingSpec:
     policy: Policy | None = None  # None: the family's default
     weight_decay: float = 0.0  # the family says which parameters it applies to
     train_embeddings: bool = True  # the new tokens' embedding rows (openflamingo policy)
-    new_token_rows: Literal["rows", "mask"] = "rows"  # how those rows train (see models/flamingo/training.py)
     train_lm: bool = False  # the whole language model too
     train_vision: bool = False  # the vision tower too
     train_vision_to_text: bool = True  # False: freeze perceiver / cross-attention / connector
     gate_init: float | None = None  # every cross-attention gate starts here (families with gates)
     lora: LoraSpec | None = None  # adapters beside any policy (the lora policy uses LoraSpec() when None)
     gradient_checkpointing: bool = False
+    # a family's own knobs by name, ignored by the families without them (Flamingo's: FLAMINGO_OPTIONS in
+    # models/flamingo/training.py)
+    family_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,28 +104,53 @@ class ModelInfo:
     end_of_chunk: str = "<|endofchunk|>"
 
 
-@runtime_checkable
-class InterleavedModel(Protocol):
-    """What every model in symdpo offers (Flamingo and the HF-native families alike)."""
+class InterleavedModel(ABC):
+    """What inference asks of every model (Flamingo and the HF-native families alike): scoring, generation,
+    prompt formats, image features; a family subclasses `TrainableModel`, which adds what training asks."""
 
     family: str  # "flamingo", "idefics", "qwen2_vl", ...
     end_of_chunk: str  # the family's text that ends an answer / a demonstration
     default_prompt_style: str  # "native" for chat/instruct models, "openflamingo" otherwise
     takes_image_features: bool  # contexts may carry `image_features` output in place of images (feature cache)
-    module: torch.nn.Module  # every parameter of the model (what a launcher wraps, shards and checkpoints)
     source: str | None  # preset name or folder it was loaded from (the base of a fine-tune save)
-    shard_units: tuple[str, ...]  # module class names a sharding wrapper (FSDP) makes its units
+
+    @property
+    @abstractmethod
+    def module(self) -> torch.nn.Module:
+        """Return every parameter of the model as one module (what a launcher wraps, shards and checkpoints)."""
 
     @property
     def device(self) -> torch.device:
         """Return the device of the model's parameters."""
-        ...
+        return next(self.module.parameters()).device
 
-    # ---- scoring and generation ---------------------------------------------------------------------
+    def train(self, mode: bool = True) -> None:
+        """Put the model in training (or inference) mode."""
+        self.module.train(mode)
+
+    # ---- inputs ---------------------------------------------------------------------------------------------
+    @abstractmethod
+    def tokenize(self, contexts: list[Context], answers: list[str] | None = None) -> Any:
+        """Return the family's left-padded token batch of ``contexts`` (+ ``answers``), images alongside."""
+
+    @abstractmethod
+    def image_features(self, images: list) -> torch.Tensor:
+        """Return (N, v, D) vision features of images (for the feature cache and retrieval)."""
+
+    def image_cache(self) -> AbstractContextManager:
+        """Return a context (no gradients) in which the model processes and encodes each distinct image once.
+
+        Entering it gives an object with ``encoded`` and ``hits`` counts, or None where the model keeps no
+        cache of its own (this default: the harness caches its ``image_features`` instead).
+        """
+        return nullcontext()
+
+    # ---- scoring and generation -----------------------------------------------------------------------------
+    @abstractmethod
     def answer_logps(self, contexts: list[Context], answers: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (B,) summed log-probs of each answer given its context and (B,) answer token counts (differentiable)."""
-        ...
 
+    @abstractmethod
     def pair_logps(self, contexts: list[Context], chosen: list[str], rejected: list[str], *,
                    shared_prefix: bool = True, max_tokens_per_row: int | None = None,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -129,83 +159,47 @@ class InterleavedModel(Protocol):
         ``max_tokens_per_row`` packs the pairs into rows of at most that many tokens (models/packing.py); a
         family that cannot pack raises ValueError naming ``data.max_tokens_per_batch``.
         """
-        ...
-
-    def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:
-        """Return (B,) summed log-probabilities of each answer given its context (answer tokens only)."""
-        ...
-
-    def answer_token_counts(self, answers: list[str]) -> list[int]:
-        """Return each answer's token count tokenized alone (the loss normaliser; scoring's, give or take a chat cue's space)."""
-        ...
-
-    def generate(self, contexts: list[Context], *, max_new_tokens: int = 20, num_beams: int = 1,
-                 length_penalty: float = 1.0) -> list[str]:
-        """Return the decoded continuation of each context, stopped at ``end_of_chunk`` (marker removed)."""
-        ...
-
-    def image_features(self, images: list) -> torch.Tensor:
-        """Return (N, v, D) vision features of images (for the feature cache and retrieval)."""
-        ...
-
-    def image_cache(self) -> AbstractContextManager:
-        """Return a context (no gradients) in which the model processes and encodes each distinct image once.
-
-        Entering it gives an object with ``encoded`` and ``hits`` counts, or None where the model keeps no
-        cache of its own (Flamingo: the harness caches its ``image_features`` instead).
-        """
-        ...
-
-    # ---- prompts ---------------------------------------------------------------------------------------
-    def prompt_format(self, kind: str, style: str | None = None) -> PromptFormat:
-        """Return the family's demonstration and query format for task ``kind`` in ``style`` (default: its own)."""
-        ...
-
-    # ---- training --------------------------------------------------------------------------------------
-    def prepare_training(self, spec: TrainingSpec) -> list[ParamGroup]:
-        """Set what trains under ``spec`` (policy, adapters, gates); return the optimiser's groups."""
-        ...
-
-    def train(self, mode: bool = True) -> None:
-        """Put the model in training (or inference) mode; frozen towers stay in inference mode."""
-        ...
-
-    def reference_copy(self, *, share_frozen: bool = True) -> InterleavedModel:
-        """Return a frozen copy in inference mode (the DPO reference); ``share_frozen`` reuses frozen tensors."""
-        ...
-
-    def save_pretrained(self, path: str | Path, *, trainable_only: bool = False) -> None:
-        """Write the model to ``path`` (a full copy, or the trainable weights over its base)."""
-        ...
-
-    def save_finetune(self, path: str | Path) -> None:
-        """Write a fine-tune's result to ``path`` after training: adapters merged, trainable weights over the base."""
-        ...
-
-    def info(self) -> ModelInfo:
-        """Return the model's family, size, default policy and parts (``symdpo model info``)."""
-        ...
-
-
-class SharedMethods:
-    """Methods every family implements the same way, in terms of the protocol's other members."""
-
-    module: torch.nn.Module
-    _frozen_eval: Callable[[], list[torch.nn.Module]]  # towers kept in inference mode while frozen
-    _fold_trained: Callable[[], bool]  # trained extras (rows, adapters) into the weights; True if LoRA merged
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.module.parameters()).device
-
-    def image_cache(self) -> AbstractContextManager:
-        """Return a context that caches nothing (families fed cached ``image_features`` by the harness)."""
-        return nullcontext()
 
     def score(self, contexts: list[Context], answers: list[str]) -> torch.Tensor:
         """Return (B,) summed log-probabilities of each answer given its context (answer tokens only)."""
         with torch.no_grad():
             return self.answer_logps(contexts, answers)[0]
+
+    @abstractmethod
+    def answer_token_counts(self, answers: list[str]) -> list[int]:
+        """Return each answer's token count tokenized alone (the loss normaliser; scoring's, give or take a chat cue's space)."""
+
+    @abstractmethod
+    def generate(self, contexts: list[Context], *, max_new_tokens: int = 20, num_beams: int = 1,
+                 length_penalty: float = 1.0) -> list[str]:
+        """Return the decoded continuation of each context, stopped at ``end_of_chunk`` (marker removed)."""
+
+    # ---- prompts and description ----------------------------------------------------------------------------
+    @abstractmethod
+    def prompt_format(self, kind: str, style: str | None = None) -> PromptFormat:
+        """Return the family's demonstration and query format for task ``kind`` in ``style`` (default: its own)."""
+
+    @abstractmethod
+    def info(self) -> ModelInfo:
+        """Return the model's family, size, default policy and parts (``symdpo model info``)."""
+
+    @abstractmethod
+    def save_pretrained(self, path: str | Path, *, trainable_only: bool = False) -> None:
+        """Write the model to ``path`` (a full copy, or the trainable weights over its base)."""
+
+
+class TrainableModel(InterleavedModel):
+    """What training asks of a model besides inference: what trains, a reference copy, the units a sharding
+    wrapper makes, the fine-tune's save. A family implements every abstract member; the rest is shared."""
+
+    # ---- what trains ----------------------------------------------------------------------------------------
+    @abstractmethod
+    def prepare_training(self, spec: TrainingSpec) -> list[ParamGroup]:
+        """Set what trains under ``spec`` (policy, adapters, gates); return the optimiser's groups."""
+
+    @abstractmethod
+    def _frozen_eval(self) -> list[torch.nn.Module]:
+        """Return the towers kept in inference mode while frozen (the vision tower)."""
 
     def train(self, mode: bool = True) -> None:
         """Put the model in training (or inference) mode; frozen towers stay in inference mode."""
@@ -214,12 +208,12 @@ class SharedMethods:
             if not any(p.requires_grad for p in part.parameters()):
                 part.eval()
 
-    def save_finetune(self, path: str | Path) -> None:
-        """Write a fine-tune's result: trainable weights over the base, or a full copy once LoRA is merged."""
-        merged = self._fold_trained()  # a merged LM differs from the base: it is saved whole
-        self.save_pretrained(path, trainable_only=not merged)
+    # ---- the DPO reference ----------------------------------------------------------------------------------
+    @abstractmethod
+    def _set_module(self, module: torch.nn.Module) -> None:
+        """Replace the module this model runs by ``module`` (`reference_copy` gives its copy a copied one)."""
 
-    def reference_copy(self, *, share_frozen: bool = True):
+    def reference_copy(self, *, share_frozen: bool = True) -> TrainableModel:
         """Return a frozen copy in inference mode (the DPO reference); ``share_frozen`` reuses frozen tensors.
 
         With ``share_frozen`` the copy reuses the policy's frozen tensors (vision tower, LM weights: they never
@@ -234,6 +228,31 @@ class SharedMethods:
         ref = copy.copy(self)
         ref._set_module(copy.deepcopy(self.module, memo).requires_grad_(False).eval())
         return ref
+
+    # ---- sharding -------------------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def shard_units(self) -> tuple[str, ...]:
+        """Return the module class names a sharding wrapper (FSDP) makes its units."""
+
+    @property
+    def sharded_methods(self) -> dict[type[torch.nn.Module], tuple[str, ...]]:
+        """Return, per unit class, the methods the model calls outside the unit's ``forward`` (none by default).
+
+        A sharded unit gathers its weights around ``forward`` only; a method named here that uses them is hooked
+        to gather them too (train/sharding.py).
+        """
+        return {}
+
+    # ---- the fine-tune's save -------------------------------------------------------------------------------
+    @abstractmethod
+    def _fold_trained(self) -> bool:
+        """Put trained extras (new-token rows, adapters) back into the weights; return True if LoRA was merged."""
+
+    def save_finetune(self, path: str | Path) -> None:
+        """Write a fine-tune's result: trainable weights over the base, or a full copy once LoRA is merged."""
+        merged = self._fold_trained()  # a merged LM differs from the base: it is saved whole
+        self.save_pretrained(path, trainable_only=not merged)
 
 
 def context_text(context: Context, placeholder: str) -> tuple[str, list]:

@@ -22,7 +22,7 @@ shape? what is the color of the circle? which shape is present? is a gray shape 
 
 def default_corpus() -> list[str]:
     """Return the built-in tokenizer corpus: captions/VQA prompts, easy-VQA words and the symbol vocabulary."""
-    from symdpo.data.vocab import builtin_symbols
+    from symdpo.pseudowords import builtin_symbols
 
     # the symbols go in too, so that a SymDPO symbol is one or two tokens rather than a string of bytes
     symbols = builtin_symbols()

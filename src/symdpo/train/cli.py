@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
+from symdpo.boundary import GuardedGroup
 from symdpo.config import ConfigError, load_config
-from symdpo.errors import GuardedGroup, UsageError, one_line
+from symdpo.errors import UsageError, one_line
 from symdpo.train.config import TrainConfig
 
 app = typer.Typer(cls=GuardedGroup, help="Fine-tune with SFT or SymDPO (accelerate: 1 process, DDP, FSDP, DeepSpeed).",
@@ -60,6 +61,6 @@ def sft(config: Path = CONFIG, overrides: list[str] = OVERRIDES, resume: bool = 
 if __name__ == "__main__":  # `python -m symdpo.train.cli` (torchrun / accelerate launch entry)
     import sys
 
-    from symdpo.cli import run_app
+    from symdpo.boundary import run_app
 
     run_app(app, sys.argv[1:], "python -m symdpo.train.cli")

@@ -20,8 +20,8 @@ class ModelSection(StrictModel):
     policy: Literal["openflamingo", "connector", "lora", "full"] | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # storage dtype; bf16 compute is `precision`
     train_embeddings: bool = True  # OpenFlamingo: only the new tokens' rows change
-    # how: "rows", the rows as a parameter of their own before a frozen matrix (no full-matrix gradient or
-    # AdamW state); "mask", OpenFlamingo's whole trainable matrix with its gradient masked (same updates)
+    # Flamingo only (a family option, models/flamingo/training.py): how those rows train, "rows" (a parameter
+    # of their own before a frozen matrix) or "mask" (OpenFlamingo's whole matrix, its gradient masked)
     new_token_rows: Literal["rows", "mask"] = "rows"
     # train the whole language model too (all rows of its embeddings): pretraining a tiny model from scratch
     train_lm: bool = False
@@ -164,9 +164,9 @@ class TrainConfig(StrictModel):
         if lora.enabled or m.policy == "lora":
             spec_lora = LoraSpec(r=lora.r, alpha=lora.alpha, dropout=lora.dropout, target_modules=lora.target_modules)
         return TrainingSpec(policy=m.policy, weight_decay=self.optim.weight_decay, train_embeddings=m.train_embeddings,
-                            new_token_rows=m.new_token_rows, train_lm=m.train_lm, train_vision=m.train_vision,
-                            train_vision_to_text=m.train_xattn, gate_init=m.gate_init, lora=spec_lora,
-                            gradient_checkpointing=m.gradient_checkpointing)
+                            train_lm=m.train_lm, train_vision=m.train_vision, train_vision_to_text=m.train_xattn,
+                            gate_init=m.gate_init, lora=spec_lora, gradient_checkpointing=m.gradient_checkpointing,
+                            family_options={"new_token_rows": m.new_token_rows})
 
     def accumulation_steps(self, world_size: int) -> int:
         """Return the micro-batches per process per optimiser step; raise if the batch does not divide."""

@@ -8,7 +8,6 @@ process of a run, whatever their number, sees the same global batch at the same 
 from __future__ import annotations
 
 import copy
-import json
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,10 +15,12 @@ from pathlib import Path
 
 from symdpo.data import conversations
 from symdpo.data.errors import DataError
-from symdpo.data.images import load_image, to_rgb
+from symdpo.data.images import load_image
+from symdpo.data.manifest import image_root_of
 from symdpo.data.recordio import read_records
 from symdpo.data.records import PreferenceRecord, render_record, render_turns
 from symdpo.models.prompts import OPENFLAMINGO, PromptFormat
+from symdpo.pixels import to_rgb
 
 IMAGE_TAG = "<image>"
 
@@ -33,15 +34,6 @@ class Example:
     chosen: str
     rejected: str | None  # None for SFT records
     group: str  # rejected type (text, wrong_symbol, wrong_answer) or SFT kind
-
-
-def manifest_image_root(path: str | Path) -> Path | None:
-    """Return the image root recorded in the data's manifest (``<data>.manifest.json``), if there is one."""
-    manifest = Path(f"{path}.manifest.json")
-    if not manifest.is_file():
-        return None
-    root = json.loads(manifest.read_text()).get("source", {}).get("image_root")
-    return Path(root) if root else None
 
 
 def interleave(text: str, images: list, marker: str = IMAGE_TAG) -> list:
@@ -67,10 +59,7 @@ class RecordDataset:
         if not self.path.is_file():  # named first: a missing file also has no manifest to name its images
             what = "is a directory: give a record file" if self.path.is_dir() else "file not found"
             raise DataError(self.path, f"{what} (data.path)")
-        root = image_root or manifest_image_root(self.path)
-        if root is None:
-            raise DataError(self.path, "no manifest beside it names the image folder: set data.image_root")
-        self.image_root = Path(root)
+        self.image_root = image_root_of(self.path, image_root, fix="set data.image_root")
         self.records = []
         for rec in read_records(self.path):
             self.records.append(rec)

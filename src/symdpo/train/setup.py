@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from symdpo.data.manifest import manifest_image_root
 from symdpo.models.prompts import AGNOSTIC_END, KINDS
 from symdpo.train import sharding
 from symdpo.train.config import TrainConfig
-from symdpo.train.data import RecordDataset, manifest_image_root, open_dataset, steps_per_epoch
+from symdpo.train.data import RecordDataset, open_dataset, steps_per_epoch
 from symdpo.train.resume import check_start
 
 

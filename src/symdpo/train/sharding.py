@@ -11,7 +11,7 @@ accelerate prepares FSDP2 (torch's ``fully_shard``) or DeepSpeed for the model; 
   (``shard_units`` of the interface), not a class list written into the launch config for one model;
 * a sharded unit gathers its weights around ``forward`` only: a model calling another method of a unit
   (Flamingo's cross-attention computes its media keys/values once per call, outside the block's forward)
-  names it in the unit class's ``sharded_methods``, and `prepare` hooks it as well;
+  names it in its ``sharded_methods`` (per unit class), and `prepare` hooks it as well;
 * the final save needs whole tensors: `unshard_for_save` gathers the full state dict (a collective: every
   process calls it) and puts the full tensors back into the model on the main process.
 """
@@ -61,7 +61,7 @@ def prepare(accelerator, lmm, scorer: nn.Module, optimizer, *, micro_batch_size:
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = micro_batch_size
     scorer, optimizer = accelerator.prepare(scorer, optimizer)
-    _register_sharded_methods(scorer)
+    _register_sharded_methods(scorer, lmm.sharded_methods)
     return scorer, optimizer, [p for g in optimizer.param_groups for p in g["params"]]
 
 
@@ -135,14 +135,15 @@ def is_sharded(model: nn.Module) -> bool:
     return any(isinstance(m, FSDPModule) for m in model.modules())
 
 
-def _register_sharded_methods(model: nn.Module) -> None:
-    """Let FSDP2 gather a unit's weights for the methods its class names in ``sharded_methods``."""
+def _register_sharded_methods(model: nn.Module, methods: dict[type[nn.Module], tuple[str, ...]]) -> None:
+    """Let FSDP2 gather a unit's weights for the ``methods`` the model names for its class too."""
     from torch.distributed.fsdp import FSDPModule, register_fsdp_forward_method
 
     for module in model.modules():
         if isinstance(module, FSDPModule):
-            for name in getattr(module, "sharded_methods", ()):
-                register_fsdp_forward_method(module, name)
+            for cls, names in methods.items():
+                for name in names if isinstance(module, cls) else ():
+                    register_fsdp_forward_method(module, name)
 
 
 @contextmanager

@@ -54,11 +54,10 @@ class MaskedCrossAttention(nn.Module):
 
 
 class GatedCrossAttentionBlock(nn.Module):
-    """x + tanh(attn_gate) * xattn(x) followed by x + tanh(ff_gate) * ff(x)."""
+    """x + tanh(attn_gate) * xattn(x) followed by x + tanh(ff_gate) * ff(x).
 
-    # methods called from outside ``forward`` that use the block's weights: a sharding wrapper (FSDP2) must
-    # gather the weights for them too (train/sharding.py registers them)
-    sharded_methods = ("media_kv",)
+    ``media_kv`` uses the block's weights outside ``forward``: the model names it in its ``sharded_methods``.
+    """
 
     def __init__(self, *, dim: int, dim_visual: int, dim_head: int = 64, heads: int = 8, ff_mult: int = 4):
         super().__init__()

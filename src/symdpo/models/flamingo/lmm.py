@@ -9,10 +9,11 @@ import torch
 from PIL import Image
 
 from symdpo.models.flamingo import training
+from symdpo.models.flamingo.cross_attention import GatedCrossAttentionBlock
 from symdpo.models.flamingo.io import save_flamingo
 from symdpo.models.flamingo.model import Flamingo, position_ids_from_mask
 from symdpo.models.flamingo.tokens import END_OF_CHUNK, IMAGE_TOKEN
-from symdpo.models.interface import Context, ModelInfo, ParamGroup, SharedMethods, TrainingSpec, context_text
+from symdpo.models.interface import Context, ModelInfo, ParamGroup, TrainableModel, TrainingSpec, context_text
 from symdpo.models.packing import TreeRows, kept_logits, pack_tree, packed_logps
 from symdpo.models.prompts import OPENFLAMINGO, PromptFormat, check_kind, check_style
 from symdpo.models.scoring import (
@@ -23,6 +24,7 @@ from symdpo.models.scoring import (
     right_padded,
     sequence_logps,
 )
+from symdpo.pixels import preprocess_clip
 
 
 @dataclass
@@ -36,7 +38,7 @@ class Batch:
     num_images: torch.Tensor  # (B,)
 
 
-class FlamingoLMM(SharedMethods):
+class FlamingoLMM(TrainableModel):
     """A Flamingo with its tokenizer and image preprocessing, speaking in contexts and strings."""
 
     family = "flamingo"
@@ -105,8 +107,6 @@ class FlamingoLMM(SharedMethods):
 
     def pixels(self, images: list) -> torch.Tensor:
         """Return (N, 3, S, S) CLIP-normalised pixels of PIL images or already preprocessed tensors."""
-        from symdpo.data.images import preprocess_clip
-
         out = []
         for im in images:
             if isinstance(im, Image.Image):
@@ -253,6 +253,12 @@ class FlamingoLMM(SharedMethods):
         present = {type(x).__name__ for x in m.vision.modules()}
         names |= {n for n in (getattr(m.vision, "_no_split_modules", None) or ()) if n in present}
         return tuple(sorted(names))
+
+    @property
+    def sharded_methods(self) -> dict[type[torch.nn.Module], tuple[str, ...]]:
+        """Return the cross-attention's ``media_kv``: each call computes the media keys and values once, outside
+        the blocks' ``forward``."""
+        return {GatedCrossAttentionBlock: ("media_kv",)}
 
     def info(self) -> ModelInfo:
         """Return the model's family, size, default policy and parts."""

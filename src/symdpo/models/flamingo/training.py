@@ -11,6 +11,11 @@ Policies (`interface.POLICIES`):
   reference's LoRA option (adapters beside the openflamingo set) is ``openflamingo`` with ``lora.enabled``.
 * ``full``: everything but the vision tower.
 
+Flamingo's own knob (``TrainingSpec.family_options``, `FLAMINGO_OPTIONS`): ``new_token_rows``, how the added
+tokens' rows train: ``rows`` (default), the rows as a parameter of their own before a frozen matrix (no
+full-matrix gradient or AdamW state); ``mask``, OpenFlamingo's whole trainable matrix with its gradient masked
+(the same updates, tests/train/test_new_token_rows.py).
+
 Weight decay goes to the gated cross-attention parameters only (``xattn.*``), as OpenFlamingo's
 ``train_utils`` and the SymDPO scripts decay ``gated_cross_attn`` only.
 """
@@ -25,6 +30,16 @@ from symdpo.models.interface import LoraSpec, ParamGroup, TrainingSpec, decay_gr
 from symdpo.models.lora import add_lora, merge_lora
 
 DEFAULT_LORA_TARGETS = ["q_proj", "v_proj"]
+FLAMINGO_OPTIONS: dict[str, tuple[str, ...]] = {"new_token_rows": ("rows", "mask")}  # name -> values, default first
+
+
+def family_option(spec: TrainingSpec, name: str) -> str:
+    """Return the value of Flamingo's option ``name`` in ``spec`` (its default when unset); raise on another value."""
+    values = FLAMINGO_OPTIONS[name]
+    value = spec.family_options.get(name, values[0])
+    if value not in values:
+        raise ValueError(f"model.{name} must be one of {', '.join(values)}, not {value!r}")
+    return value
 
 
 def set_openflamingo_trainable(model: nn.Module, *, train_embeddings: bool = True) -> list[nn.Parameter]:
@@ -166,7 +181,7 @@ def prepare_training(model: nn.Module, tokenizer, spec: TrainingSpec) -> list[Pa
             if "lora_" in name:
                 p.requires_grad_(True)
     if policy != "full" and not spec.train_lm:
-        if spec.new_token_rows == "mask" or train_new_token_rows(model, tokenizer) is None:
+        if family_option(spec, "new_token_rows") == "mask" or train_new_token_rows(model, tokenizer) is None:
             mask_embedding_grads(model, tokenizer)
     if not spec.train_vision_to_text:
         model.perceiver.requires_grad_(False)

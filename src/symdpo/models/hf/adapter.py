@@ -19,7 +19,7 @@ from symdpo.models.hf.families import additive_mask as _additive
 from symdpo.models.hf.families import text_positions as _text_positions
 from symdpo.models.hf.inputs import Batch, Encoder
 from symdpo.models.hf.io import save_hf
-from symdpo.models.interface import Context, LoraSpec, ModelInfo, ParamGroup, SharedMethods, TrainingSpec
+from symdpo.models.interface import Context, LoraSpec, ModelInfo, ParamGroup, TrainableModel, TrainingSpec
 from symdpo.models.lora import lora_size, merge_lora
 from symdpo.models.packing import TreeRows, kept_logits, pack_tree, packed_logps
 from symdpo.models.prompts import AGNOSTIC_END, OPENFLAMINGO, PromptFormat, check_kind, check_style
@@ -35,7 +35,7 @@ def model_max_length(hf) -> int:
     return 2048
 
 
-class HFInterleavedLMM(SharedMethods):
+class HFInterleavedLMM(TrainableModel):
     """A transformers interleaved LMM with its processor, speaking in contexts and strings."""
 
     takes_image_features = False  # its processor tiles and resizes each image itself: contexts carry images
