@@ -15,7 +15,8 @@ from typing import Any, Literal
 from PIL import Image
 
 from symdpo.eval.postprocess import postprocess_caption, postprocess_vqa
-from symdpo.eval.prompts import PromptItem, render_context, to_interleaved
+from symdpo.eval.prompts import PromptItem, render_context
+from symdpo.models.prompts import to_interleaved
 
 Task = Literal["vqa", "caption"]
 # the evaluation protocol's decoding (docs/openflamingo.md, "Few-shot evaluation protocol")

@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol, Union, runtime_checkable
 import torch
 from PIL import Image
 
-from symdpo.models.prompts import PromptFormat
+from symdpo.models.prompts import AGNOSTIC_END, PromptFormat
 
 ImageItem = Union[Image.Image, torch.Tensor]
 Context = list[Union[str, ImageItem]]
@@ -96,7 +96,7 @@ class ModelInfo:
     default_policy: str
     parts: dict[str, int] = field(default_factory=dict)  # part name -> parameters
     prompt_style: str = "openflamingo"
-    end_of_chunk: str = "<|endofchunk|>"
+    end_of_chunk: str = AGNOSTIC_END
 
 
 @runtime_checkable
