@@ -35,6 +35,11 @@ class GenerationParams:
     length_penalty: float = 0.0
 
 
+# the protocol's decoding of each prompt kind (docs/openflamingo.md, "Few-shot evaluation protocol"); inference too
+DECODING: dict[str, GenerationParams] = {"vqa": GenerationParams(max_new_tokens=5),
+                                         "caption": GenerationParams(max_new_tokens=20)}
+
+
 @dataclass(frozen=True)
 class Task:
     """Everything needed to evaluate one benchmark, each part in one place."""
@@ -160,14 +165,14 @@ def symbol_accuracy_metric(predictions: Mapping[str, str], records: Sequence[Rec
 def _caption_task(name: str) -> Task:
     """Return a Karpathy-test captioning task scored with CIDEr."""
     return Task(name, "caption", split_loader(name), CAPTION_TEMPLATE, postprocess_caption, cider_metric,
-                GenerationParams(max_new_tokens=20), eval_split="test")  # fmt: skip
+                DECODING["caption"], eval_split="test")  # fmt: skip
 
 
-def _vqa_task(name: str, *, max_new_tokens: int = 5, postprocess=postprocess_vqa, metric=vqa_metric,
-              eval_split: str = "val") -> Task:  # fmt: skip
+def _vqa_task(name: str, *, generation: GenerationParams = DECODING["vqa"], postprocess=postprocess_vqa,
+              metric=vqa_metric, eval_split: str = "val") -> Task:  # fmt: skip
     """Return a VQA task (validation split, VQA accuracy unless told otherwise)."""
-    return Task(name, "vqa", split_loader(name), VQA_TEMPLATE, postprocess, metric,
-                GenerationParams(max_new_tokens=max_new_tokens), eval_split=eval_split)  # fmt: skip
+    return Task(name, "vqa", split_loader(name), VQA_TEMPLATE, postprocess, metric, generation,
+                eval_split=eval_split)  # fmt: skip
 
 
 @register_task("coco")
@@ -197,7 +202,7 @@ def okvqa() -> Task:
 @register_task("textvqa")
 def textvqa() -> Task:
     """Return TextVQA (val, VQA accuracy, up to 10 new tokens)."""
-    return _vqa_task("textvqa", max_new_tokens=10)
+    return _vqa_task("textvqa", generation=GenerationParams(max_new_tokens=10))
 
 
 @register_task("easyvqa")
@@ -216,14 +221,14 @@ def easyvqa_open() -> Task:
         return Split([r for r in whole.records if r.question.lower().startswith("what")], whole.image_root)
 
     return Task("easyvqa-open", "vqa", load_open, VQA_TEMPLATE, postprocess_vqa, single_answer_metric,
-                GenerationParams(max_new_tokens=5), eval_split="test")  # fmt: skip
+                DECODING["vqa"], eval_split="test")  # fmt: skip
 
 
 @register_task("symbol_icl")
 def symbol_icl() -> Task:
     """Return the symbol-ICL probe: pick the symbol of the query's answer from demonstrations built on VQA val."""
     return Task("symbol_icl", "symbol_icl", symbol_probe_loader, VQA_TEMPLATE, postprocess_vqa,
-                symbol_accuracy_metric, GenerationParams(max_new_tokens=5), eval_split="val",
+                symbol_accuracy_metric, DECODING["vqa"], eval_split="val",
                 demos_in_record=True)  # fmt: skip
 
 

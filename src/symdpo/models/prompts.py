@@ -22,10 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
-
-if TYPE_CHECKING:  # only for annotations: importing the interface pulls in torch
-    from symdpo.models.interface import Context
+from typing import Any, Literal, get_args
 
 Kind = Literal["vqa", "caption"]
 Style = Literal["native", "openflamingo"]
@@ -85,12 +82,13 @@ def join_prompt(fmt: PromptFormat, demos: Sequence[str], query: str, *, separato
     return fmt.prefix + context + query
 
 
-def to_interleaved(text: str, images: Sequence[Any], image_marker: str = IMAGE_MARKER) -> Context:
-    """Return the model-interface context: ``text`` split at each marker, images between, empty text dropped."""
+def to_interleaved(text: str, images: Sequence[Any], image_marker: str = IMAGE_MARKER) -> list:
+    """Return the model-interface context (``interface.Context``): ``text`` split at each marker, images between,
+    empty text dropped."""
     pieces = text.split(image_marker)
     if len(pieces) - 1 != len(images):
         raise ValueError(f"prompt has {len(pieces) - 1} {image_marker!r} markers but {len(images)} images were given")
-    out: Context = []
+    out: list = []
     for i, piece in enumerate(pieces):
         if piece:
             out.append(piece)
