@@ -37,11 +37,12 @@ def infer(
     """Answer a query image given your own demonstrations, e.g.
     ``symdpo infer --model tiny --demo cat.jpg "What animal?|cat" --query dog.jpg "What animal?"``."""
     from symdpo.infer import InferenceError, load
+    from symdpo.models.prompts import KINDS, STYLES
 
-    if task not in ("vqa", "caption"):
-        raise InferenceError(f"--task must be vqa or caption, not {task!r}")
-    if prompt_style not in (None, "native", "openflamingo"):
-        raise InferenceError(f"--prompt-style must be native or openflamingo, not {prompt_style!r}")
+    if task not in KINDS:
+        raise InferenceError(f"--task must be {' or '.join(KINDS)}, not {task!r}")
+    if prompt_style not in (None, *STYLES):
+        raise InferenceError(f"--prompt-style must be {' or '.join(STYLES)}, not {prompt_style!r}")
     pairs = _image_text_pairs(demo, "--demo")
     if task == "vqa":
         if len(query) != 2:

@@ -30,6 +30,7 @@ from symdpo.models.registry import BUNDLED
 
 STARTING_MODEL = BUNDLED["tiny-easyvqa"][0]  # the bundled preset's folder (symdpo/assets/tiny-easyvqa)
 SYMBOLS = Path(__file__).parent / "assets" / "tiny-symbols.txt"  # one token each for the tiny tokenizer
+RECIPE = Path(__file__).parent / "assets" / "easyvqa_dpo.yaml"  # the README's quick start (configs/ links to it)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,6 @@ def _run_demo(out: Path, quick: bool, seed: int, console: Console) -> dict:
     import torch
 
     from symdpo.models.registry import load_model
-    from symdpo.train.config import TrainConfig
     from symdpo.train.dpo import train_dpo
 
     size = QUICK if quick else FULL
@@ -145,14 +145,7 @@ def _run_demo(out: Path, quick: bool, seed: int, console: Console) -> dict:
     train_dir = out / "train"
     final = train_dir / "final"
     if not final.exists():
-        cfg = TrainConfig(
-            output_dir=train_dir, seed=seed, model={"name": str(STARTING_MODEL), "train_lm": False},
-            data={"path": pairs, "micro_batch_size": 16, "global_batch_size": 16},
-            optim={"lr": 2e-3, "weight_decay": 0.0, "schedule": "constant", "warmup_ratio": 0.0,
-                   "epochs": size.epochs},
-            dpo={"beta": 0.5, "sft_weight": 1.0, "reference": "precomputed"},
-            checkpoint={"every_steps": 500}, logging={"tensorboard": False},
-        )
+        cfg = train_config(train_dir, pairs, size, seed)
         from symdpo.train.checkpointing import latest_checkpoint
 
         train_dpo(cfg, resume=latest_checkpoint(train_dir) is not None)  # a stopped demo goes on from its checkpoint
@@ -169,6 +162,25 @@ def _run_demo(out: Path, quick: bool, seed: int, console: Console) -> dict:
     console.print(table(results))
     console.print(f"report: {out}/results.json, before_after.png, examples.png ({results['seconds']:.0f} s)")
     return results
+
+
+def train_config(train_dir: Path, pairs: Path, size: DemoSize, seed: int):
+    """Return the demo's training config: ``RECIPE`` on the demo's pairs, epochs and seed.
+
+    The held-out measure is the demo's own (test-split probes and easy-VQA items), so no training pair is held
+    out; a checkpoint every 500 steps, and no TensorBoard files.
+    """
+    from symdpo.config import load_config
+    from symdpo.train.config import TrainConfig
+
+    data = load_config(RECIPE, [], TrainConfig).model_dump()
+    data.update(output_dir=train_dir, seed=seed)
+    data["model"]["name"] = str(STARTING_MODEL)
+    data["data"].update(path=pairs, eval_fraction=0.0)
+    data["optim"]["epochs"] = size.epochs
+    data["checkpoint"]["every_steps"] = 500
+    data["logging"]["tensorboard"] = False
+    return TrainConfig.model_validate(data)
 
 
 def run_demos(out: str | Path, seeds: list[int], *, quick: bool = False, console: Console | None = None) -> dict:

@@ -9,19 +9,17 @@ as it is evaluated.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from PIL import Image
 
 from symdpo.errors import SymdpoError
 from symdpo.eval.postprocess import postprocess_caption, postprocess_vqa
-from symdpo.eval.prompts import PromptItem, render_context, to_interleaved
-
-Task = Literal["vqa", "caption"]
-# the evaluation protocol's decoding (docs/openflamingo.md, "Few-shot evaluation protocol")
-DECODING = {"vqa": dict(max_new_tokens=5, num_beams=3, length_penalty=0.0),
-            "caption": dict(max_new_tokens=20, num_beams=3, length_penalty=0.0)}
+from symdpo.eval.prompts import PromptItem, render_context
+from symdpo.eval.registry import DECODING
+from symdpo.models.prompts import Kind, to_interleaved
 
 
 class InferenceError(SymdpoError):
@@ -49,7 +47,7 @@ class Predictor:
         self.model = model
         self.prompt_style = prompt_style  # None: the model's default
 
-    def context(self, demos: Sequence[tuple[Any, str]], query: Any, task: Task = "vqa"):
+    def context(self, demos: Sequence[tuple[Any, str]], query: Any, task: Kind = "vqa"):
         """Return the interleaved context for ``demos`` and ``query`` under the task's template."""
         if task == "vqa":
             if not isinstance(query, tuple) or len(query) != 2 or not query[1]:
@@ -67,10 +65,10 @@ class Predictor:
         text, images = render_context(template, items, q)
         return to_interleaved(text, images, template.image_marker)
 
-    def answer(self, demos: Sequence[tuple], query: Any, task: Task = "vqa", **decoding) -> str:
+    def answer(self, demos: Sequence[tuple], query: Any, task: Kind = "vqa", **decoding) -> str:
         """Return the model's answer (post-processed as in evaluation) to ``query`` given ``demos``."""
         ctx = self.context(demos, query, task)
-        out = self.model.generate([ctx], **{**DECODING[task], **decoding})[0]
+        out = self.model.generate([ctx], **{**asdict(DECODING[task]), **decoding})[0]
         return postprocess_vqa(out) if task == "vqa" else postprocess_caption(out)
 
 

@@ -18,8 +18,8 @@ from symdpo.eval.prompts import (
     PromptTemplate,
     effective_num_shots,
     render_context,
-    to_interleaved,
 )
+from symdpo.models.prompts import to_interleaved
 
 IMG1, IMG2, IMG3 = object(), object(), object()
 VQA_DEMOS = [

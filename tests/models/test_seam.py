@@ -14,7 +14,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from symdpo.models.interface import POLICIES, InterleavedModel, TrainingSpec
+from symdpo.models.interface import InterleavedModel, TrainingSpec
+from symdpo.models.policies import POLICIES
 from symdpo.models.registry import load_model, presets
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "symdpo"
@@ -149,7 +150,7 @@ def test_flamingo_groups_per_policy():
     _, decay, rest = _groups("tiny", "full")
     assert not any(n.startswith("vision.") for n in rest) and any(n.startswith("lm.") for n in rest)
     assert all(n.startswith("xattn.") for n in decay)
-    _, decay, rest = _groups("tiny", "lora")  # adapters only, as in every family (interface.POLICIES)
+    _, decay, rest = _groups("tiny", "lora")  # adapters only, as in every family (policies.POLICIES)
     assert any("lora_" in n for n in rest) and all("lora_" in n for n in decay + rest)
 
 

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from symdpo.data.sources.vlicl import vlicl_folder
 
+# OpenFlamingo's RICES encoder (open_clip ViT-L-14 with OpenAI weights; transformers' copy), for every family
+DEFAULT_RETRIEVAL_ENCODER = "openai/clip-vit-large-patch14"
 Source = Literal["vqav2", "okvqa", "textvqa", "easyvqa", "coco", "flickr30k", "vlicl"]
 
 
@@ -65,7 +67,7 @@ class BuildOptions(BaseModel):
     # demonstrations of a context (from the query's question group): drawn at random, or RICES, the group's
     # images most similar to the query's by the retrieval encoder (most similar last)
     demos: Literal["random", "rices"] = "random"
-    retrieval_encoder: str = "openai/clip-vit-large-patch14"  # hub id, save_pretrained folder or tiny-clip
+    retrieval_encoder: str = DEFAULT_RETRIEVAL_ENCODER  # hub id, save_pretrained folder or tiny-clip
     feature_cache: Path | None = None  # folder keeping the retrieval embeddings between builds
     check_images: Literal["none", "header", "decode"] = "header"
     on_bad_image: Literal["error", "skip"] = "error"

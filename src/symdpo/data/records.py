@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from symdpo.data.paths import check_relpath
 from symdpo.data.vocab import words_of
 from symdpo.models.prompts import AGNOSTIC_END as END_OF_CHUNK
-from symdpo.models.prompts import OPENFLAMINGO, PromptFormat
+from symdpo.models.prompts import OPENFLAMINGO, PromptFormat, fill, join_prompt
 
 
 class _Strict(BaseModel):
@@ -170,9 +170,8 @@ def _segment(formats: Mapping[str, PromptFormat], question: str | None, answer: 
     ``images`` image markers where the format puts the image."""
     fmt = formats["caption" if question is None else "vqa"]
     fields = {"caption": answer} if question is None else {"question": question, "answer": answer}
-    template = fmt.query if answer is None else fmt.demo
-    return template.format(image=fmt.image_marker * images, end=end,
-                           **{k: v for k, v in fields.items() if v is not None})
+    return fill(fmt, fmt.query if answer is None else fmt.demo, {k: v for k, v in fields.items() if v is not None},
+                images=images, end=end)
 
 
 Turn = tuple[str | None, str | None, int]  # (question or None for a caption, answer shown or None, images)
@@ -184,8 +183,8 @@ def render_turns(formats: Mapping[str, PromptFormat], turns: list[Turn], *, end_
     Demonstrations are joined directly, each closed by its end marker (as the SymDPO reference data); the
     query's kind (caption or VQA) chooses the prefix.
     """
-    prefix = formats["caption" if turns[-1][0] is None else "vqa"].prefix
-    return prefix + "".join(_segment(formats, q, a, end_of_chunk, n) for q, a, n in turns)
+    *demos, query = [_segment(formats, q, a, end_of_chunk, n) for q, a, n in turns]
+    return join_prompt(formats["caption" if turns[-1][0] is None else "vqa"], demos, query, separator="")
 
 
 def render_record(record: Record, formats: Mapping[str, PromptFormat], *, end_of_chunk: str = END_OF_CHUNK,

@@ -2,8 +2,8 @@
 
 OpenFlamingo's RICES ranks the query set by CLIP ViT-L/14 image embeddings whatever model is evaluated;
 so do we, for every model family. ``load_retrieval_encoder(name)`` takes a hub id (default
-``openai/clip-vit-large-patch14``; any model with ``get_image_features`` / ``get_text_features``, e.g.
-``openai/clip-vit-base-patch32``), a folder written by ``save_pretrained``, or ``tiny-clip``: a tiny random
+``options.DEFAULT_RETRIEVAL_ENCODER``, CLIP ViT-L/14; any model with ``get_image_features`` /
+``get_text_features``, e.g. ``openai/clip-vit-base-patch32``), a folder written by ``save_pretrained``, or ``tiny-clip``: a tiny random
 CLIP built from a seeded config with a tokenizer trained on the fly (offline, deterministic; tests and the
 CPU demo). Embeddings are L2-normalised, each distinct image (or text) encoded once per call, and kept in a
 ``FeatureCache`` keyed by (content hash, encoder id) when a cache folder is given.
@@ -24,8 +24,8 @@ from PIL import Image
 from symdpo.data.demos import unit_rows
 from symdpo.data.features import FeatureCache, content_hash
 from symdpo.data.images import load_image
+from symdpo.data.options import DEFAULT_RETRIEVAL_ENCODER
 
-DEFAULT_RETRIEVAL_ENCODER = "openai/clip-vit-large-patch14"  # OpenFlamingo's RICES encoder (open_clip ViT-L-14/openai)
 TINY_CLIP = "tiny-clip"
 OPTION = "--retrieval-encoder"
 _TINY_VERSION = "tiny-clip-v1"  # the cache id of tiny-clip: change it when its config or seed changes

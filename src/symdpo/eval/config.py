@@ -6,8 +6,10 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from symdpo.data.options import DEFAULT_RETRIEVAL_ENCODER
 from symdpo.eval.labels import DemoLabels
 from symdpo.eval.vlicl_scoring import VLICLFix
+from symdpo.models.prompts import Style
 
 # The diagnostics matrix (docs/diagnostics.md): each value a condition of the same items and demonstrations.
 # demo images: blank (a white picture), shuffled (among the demonstrations), ood (drawn from --ood-images),
@@ -37,7 +39,7 @@ class EvalConfig(BaseModel):
     # rices: the query set's images most similar to the query's (OpenFlamingo); rices-text: MMICES, the top
     # mmices_k (default 4 x shots) of those reordered by text similarity; both by the retrieval encoder's embeddings
     demo_selection: Literal["random", "rices", "rices-text"] = "random"
-    retrieval_encoder: str = "openai/clip-vit-large-patch14"  # hub id, save_pretrained folder or tiny-clip
+    retrieval_encoder: str = DEFAULT_RETRIEVAL_ENCODER  # hub id, save_pretrained folder or tiny-clip
     mmices_k: int | None = Field(None, ge=1)
     demo_images: list[DemoImages] = ["real"]
     query_image: list[QueryImage] = ["real"]
@@ -51,7 +53,7 @@ class EvalConfig(BaseModel):
     feature_cache: str | None = None  # a folder for vision features kept between runs
     # native (the model family's own format, a chat format for instruct models) or openflamingo (OpenFlamingo's
     # eval wording); None: the model's default (native for chat/instruct models, openflamingo otherwise)
-    prompt_style: Literal["native", "openflamingo"] | None = None
+    prompt_style: Style | None = None
     # VL-ICL tasks: the task description written before the demonstrations (its --task_description; VL-ICL's
     # default is nothing, its README's examples use detailed), and the scoring fixes (none: the published rules)
     task_description: Literal["nothing", "concise", "detailed"] = "nothing"

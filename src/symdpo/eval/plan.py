@@ -24,8 +24,9 @@ from symdpo.eval.datasets import Split
 from symdpo.eval.errors import EvalError
 from symdpo.eval.images import BLANK, ImageRef
 from symdpo.eval.labels import relabel
-from symdpo.eval.prompts import PromptItem, effective_num_shots, render_context, to_interleaved
+from symdpo.eval.prompts import PromptItem, effective_num_shots, render_context
 from symdpo.eval.registry import Task
+from symdpo.models.prompts import to_interleaved
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from symdpo.models.prompts import OPENFLAMINGO, PromptFormat
-
-if TYPE_CHECKING:  # only for annotations: importing the interface pulls in torch
-    from symdpo.models.interface import Context
-
+from symdpo.models.prompts import OPENFLAMINGO, PromptFormat, fill, join_prompt
 
 PromptTemplate = PromptFormat  # the eval's name for a family's prompt format
 
@@ -52,18 +48,6 @@ def _images(item: PromptItem) -> list[Any]:
     return list(item.image) if isinstance(item.image, tuple) else [item.image]
 
 
-def _format(fmt: str, template: PromptTemplate, item: PromptItem) -> str:
-    """Return ``fmt`` filled with the item's fields and the template's markers, naming a missing field.
-
-    ``{image}`` becomes one marker per image of the item, back to back (VL-ICL: all images, then the text).
-    """
-    try:
-        markers = template.image_marker * len(_images(item))
-        return fmt.format(image=markers, end=template.end_of_chunk, **item.fields)
-    except KeyError as err:
-        raise KeyError(f"prompt format {fmt!r} needs field {err.args[0]!r}; item has {sorted(item.fields)}") from None
-
-
 def render_context(
     template: PromptTemplate,
     demos: Sequence[PromptItem],
@@ -76,28 +60,9 @@ def render_context(
 
     ``query_has_image=False`` removes the query's image marker too (the no-query-image diagnostic).
     """
-    context = "".join(_format(template.demo, template, d) + template.separator for d in demos)
+    demo_texts = [fill(template, template.demo, d.fields, images=len(_images(d))) for d in demos]
+    query_text = fill(template, template.query, query.fields, images=len(_images(query)))
+    text = join_prompt(template, demo_texts, query_text, separator=template.separator,
+                       demo_images=not text_only_demos, query_image=query_has_image)
     images = [] if text_only_demos else [im for d in demos for im in _images(d)]
-    if text_only_demos:
-        # As the reference: a plain replace over the whole demonstration text.
-        context = context.replace(template.image_marker, "")
-    query_text = _format(template.query, template, query)
-    if query_has_image:
-        images.extend(_images(query))
-    else:
-        query_text = query_text.replace(template.image_marker, "")
-    return template.prefix + context + query_text, images
-
-
-def to_interleaved(text: str, images: Sequence[Any], image_marker: str = "<image>") -> Context:
-    """Return the model-interface context: ``text`` split at each marker, images between, empty text dropped."""
-    pieces = text.split(image_marker)
-    if len(pieces) - 1 != len(images):
-        raise ValueError(f"prompt has {len(pieces) - 1} {image_marker!r} markers but {len(images)} images were given")
-    out: Context = []
-    for i, piece in enumerate(pieces):
-        if piece:
-            out.append(piece)
-        if i < len(images):
-            out.append(images[i])
-    return out
+    return text, images + (_images(query) if query_has_image else [])

@@ -24,6 +24,11 @@ class GenerationParams:
     length_penalty: float = 0.0
 
 
+# the protocol's decoding of each prompt kind (docs/openflamingo.md, "Few-shot evaluation protocol"); inference too
+DECODING: dict[str, GenerationParams] = {"vqa": GenerationParams(max_new_tokens=5),
+                                         "caption": GenerationParams(max_new_tokens=20)}
+
+
 @dataclass(frozen=True)
 class Task:
     """Everything needed to evaluate one benchmark, each part in one place."""

@@ -21,13 +21,11 @@ import torch
 from symdpo.data.images import load_image
 from symdpo.data.records import PreferenceRecord, render_record
 from symdpo.eval.images import blank_image
-from symdpo.eval.prompts import to_interleaved
+from symdpo.models.prompts import OPENFLAMINGO, to_interleaved
 
 
 def probe_contexts(record: PreferenceRecord, image_root: Path, *, demo_images: str = "real", formats=None):
     """Return (context, candidate symbols, index of the right one) of one probe, written in ``formats``."""
-    from symdpo.models.prompts import OPENFLAMINGO
-
     text, paths, _, _ = render_record(record, formats or OPENFLAMINGO)
     images = []
     for i, rel in enumerate(paths):

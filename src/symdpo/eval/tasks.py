@@ -21,7 +21,7 @@ from symdpo.eval.metrics.cider import compute_cider
 from symdpo.eval.metrics.vqa_accuracy import normalize_answer, percent_of, vqa_accuracies
 from symdpo.eval.postprocess import postprocess_caption, postprocess_okvqa, postprocess_vqa
 from symdpo.eval.prompts import CAPTION_TEMPLATE, VQA_TEMPLATE
-from symdpo.eval.registry import TASKS, GenerationParams, Record, Task, register_task
+from symdpo.eval.registry import DECODING, TASKS, GenerationParams, Record, Task, register_task
 
 
 def get_task(name: str) -> Task:
@@ -98,14 +98,14 @@ def symbol_accuracy_metric(predictions: Mapping[str, str], records: Sequence[Rec
 def _caption_task(name: str) -> Task:
     """Return a Karpathy-test captioning task scored with CIDEr."""
     return Task(name, "caption", split_loader(name), CAPTION_TEMPLATE, postprocess_caption, cider_metric,
-                GenerationParams(max_new_tokens=20), eval_split="test")  # fmt: skip
+                DECODING["caption"], eval_split="test")  # fmt: skip
 
 
-def _vqa_task(name: str, *, max_new_tokens: int = 5, postprocess=postprocess_vqa, metric=vqa_metric,
-              eval_split: str = "val") -> Task:  # fmt: skip
+def _vqa_task(name: str, *, generation: GenerationParams = DECODING["vqa"], postprocess=postprocess_vqa,
+              metric=vqa_metric, eval_split: str = "val") -> Task:  # fmt: skip
     """Return a VQA task (validation split, VQA accuracy unless told otherwise)."""
-    return Task(name, "vqa", split_loader(name), VQA_TEMPLATE, postprocess, metric,
-                GenerationParams(max_new_tokens=max_new_tokens), eval_split=eval_split)  # fmt: skip
+    return Task(name, "vqa", split_loader(name), VQA_TEMPLATE, postprocess, metric, generation,
+                eval_split=eval_split)  # fmt: skip
 
 
 @register_task("coco")
@@ -135,7 +135,7 @@ def okvqa() -> Task:
 @register_task("textvqa")
 def textvqa() -> Task:
     """Return TextVQA (val, VQA accuracy, up to 10 new tokens)."""
-    return _vqa_task("textvqa", max_new_tokens=10)
+    return _vqa_task("textvqa", generation=GenerationParams(max_new_tokens=10))
 
 
 @register_task("easyvqa")
@@ -154,12 +154,12 @@ def easyvqa_open() -> Task:
         return Split([r for r in whole.records if r.question.lower().startswith("what")], whole.image_root)
 
     return Task("easyvqa-open", "vqa", load_open, VQA_TEMPLATE, postprocess_vqa, single_answer_metric,
-                GenerationParams(max_new_tokens=5), eval_split="test")  # fmt: skip
+                DECODING["vqa"], eval_split="test")  # fmt: skip
 
 
 @register_task("symbol_icl")
 def symbol_icl() -> Task:
     """Return the symbol-ICL probe: pick the symbol of the query's answer from demonstrations built on VQA val."""
     return Task("symbol_icl", "symbol_icl", symbol_probe_loader, VQA_TEMPLATE, postprocess_vqa,
-                symbol_accuracy_metric, GenerationParams(max_new_tokens=5), eval_split="val",
+                symbol_accuracy_metric, DECODING["vqa"], eval_split="val",
                 demos_in_record=True)  # fmt: skip

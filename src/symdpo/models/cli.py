@@ -91,7 +91,7 @@ def info(model: str = typer.Argument(..., help="preset name or model directory")
     about = load_model(model).info()
     typer.echo(f"{model}: {about.family}, {about.parameters:,} parameters, {about.trainable:,} trainable under its "
                f"default policy {about.default_policy!r}")
-    from symdpo.models.interface import POLICY_MEANINGS
+    from symdpo.models.policies import POLICY_MEANINGS
 
     typer.echo("  policies (model.policy; the same meaning in every family):")
     for name, meaning in POLICY_MEANINGS.items():

@@ -21,32 +21,16 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import torch
 from PIL import Image
 
-from symdpo.models.prompts import PromptFormat
+from symdpo.models.policies import Policy
+from symdpo.models.prompts import AGNOSTIC_END, PromptFormat
 
 ImageItem = Union[Image.Image, torch.Tensor]
 Context = list[Union[str, ImageItem]]
-
-# Training policies: one meaning for each name in every family; which modules that is, each family's training
-# module lists (flamingo/training.py, hf/training.py), and its default is its own (`ModelInfo.default_policy`):
-# openflamingo — OpenFlamingo's set: the vision-to-text layers (perceiver / resampler and gated cross-attention)
-#                and the embedding rows of the tokens the family added; the SymDPO paper's setting.
-# connector    — the vision-to-text layers only (perceiver and cross-attention, projector, merger).
-# lora         — LoRA adapters (peft) on the language model's attention projections, and nothing else (Flamingo
-#                too); adapters beside another policy's set are that policy with `TrainingSpec.lora` set.
-# full         — everything but the vision tower.
-POLICY_MEANINGS: dict[str, str] = {
-    "openflamingo": "vision-to-text layers + the added tokens' embedding rows",
-    "connector": "vision-to-text layers only",
-    "lora": "LoRA adapters on the LM's attention projections only",
-    "full": "everything but the vision tower",
-}
-POLICIES: tuple[str, ...] = ("openflamingo", "connector", "lora", "full")
-Policy = Literal["openflamingo", "connector", "lora", "full"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +85,7 @@ class ModelInfo:
     default_policy: str
     parts: dict[str, int] = field(default_factory=dict)  # part name -> parameters
     prompt_style: str = "openflamingo"
-    end_of_chunk: str = "<|endofchunk|>"
+    end_of_chunk: str = AGNOSTIC_END
 
 
 class InterleavedModel(ABC):

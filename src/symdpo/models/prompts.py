@@ -1,7 +1,7 @@
 """Prompt formats: how a model family writes one demonstration and the query (torch-free).
 
-A format uses ``{image}`` for the image marker (turned into an image item by ``eval.prompts.to_interleaved``;
-the model writes its own image tokens there), ``{end}`` for the end-of-answer text, and the task fields
+A format uses ``{image}`` for the image marker (turned into an image item by ``to_interleaved``; the model
+writes its own image tokens there), ``{end}`` for the end-of-answer text, and the task fields
 ``{question}``, ``{answer}``, ``{caption}``. A demonstration is its query followed directly by ``{answer}``: a
 chat format whose template writes a space before the answer (``Assistant: red``) ends its query with that space.
 The model reads a context the way lm-evaluation-harness does: the context's trailing spaces move to the answer
@@ -20,13 +20,14 @@ a too-long context is cut, whole demonstrations from the front, the ``prefix`` k
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal, get_args
 
 Kind = Literal["vqa", "caption"]
 Style = Literal["native", "openflamingo"]
-STYLES: tuple[str, ...] = ("native", "openflamingo")
-KINDS: tuple[str, ...] = ("vqa", "caption")
+STYLES: tuple[str, ...] = get_args(Style)
+KINDS: tuple[str, ...] = get_args(Kind)
 
 # the model-agnostic end-of-answer marker records and OpenFlamingo's prompts write; a family writes its own
 AGNOSTIC_END = "<|endofchunk|>"
@@ -54,6 +55,46 @@ OPENFLAMINGO: dict[str, PromptFormat] = {
                         query="{image}Question:{question} Short answer:"),
     "caption": PromptFormat(demo="{image}Output:{caption}{end}", query="{image}Output:"),
 }
+
+
+def fill(fmt: PromptFormat, template: str, fields: Mapping[str, str], *, images: int = 1, end: str | None = None) -> str:
+    """Return ``template`` (``fmt.demo`` or ``fmt.query``) with ``images`` image markers back to back, the end text
+    (``end``, or the format's own) and the fields; a missing field is named in the KeyError."""
+    try:
+        return template.format(image=fmt.image_marker * images, end=fmt.end_of_chunk if end is None else end, **fields)
+    except KeyError as err:
+        raise KeyError(f"prompt format {template!r} needs field {err.args[0]!r}; item has {sorted(fields)}") from None
+
+
+def join_prompt(fmt: PromptFormat, demos: Sequence[str], query: str, *, separator: str, demo_images: bool = True,
+                query_image: bool = True) -> str:
+    """Return ``fmt.prefix``, each written demonstration followed by ``separator``, then the written query.
+
+    Evaluation writes ``fmt.separator`` (OpenFlamingo's ``"\n"`` join); training records write ``""`` (the
+    SymDPO reference data). ``demo_images=False`` removes every image marker from the demonstrations' text, as
+    OpenFlamingo's text-only 0-shot demonstrations do (a plain replace); ``query_image=False`` from the query's.
+    """
+    context = "".join(d + separator for d in demos)
+    if not demo_images:
+        context = context.replace(fmt.image_marker, "")
+    if not query_image:
+        query = query.replace(fmt.image_marker, "")
+    return fmt.prefix + context + query
+
+
+def to_interleaved(text: str, images: Sequence[Any], image_marker: str = IMAGE_MARKER) -> list:
+    """Return the model-interface context (``interface.Context``): ``text`` split at each marker, images between,
+    empty text dropped."""
+    pieces = text.split(image_marker)
+    if len(pieces) - 1 != len(images):
+        raise ValueError(f"prompt has {len(pieces) - 1} {image_marker!r} markers but {len(images)} images were given")
+    out: list = []
+    for i, piece in enumerate(pieces):
+        if piece:
+            out.append(piece)
+        if i < len(images):
+            out.append(images[i])
+    return out
 
 
 def move_trailing_spaces(context_text: str) -> tuple[str, str]:

@@ -6,8 +6,11 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from symdpo.config import StrictModel
+from symdpo.models.policies import Policy
+from symdpo.models.prompts import Style
 
 
 class ModelSection(StrictModel):
@@ -17,7 +20,7 @@ class ModelSection(StrictModel):
     # what trains: openflamingo (perceiver + gated cross-attention + the new tokens' rows; the SymDPO paper's),
     # connector (the vision-to-text layers only), lora (adapters on the LM), full (all but the vision tower);
     # unset: the family's default (its entry decides it: models/hf/families/; `symdpo model info` shows it)
-    policy: Literal["openflamingo", "connector", "lora", "full"] | None = None
+    policy: Policy | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # storage dtype; bf16 compute is `precision`
     train_embeddings: bool = True  # OpenFlamingo: only the new tokens' rows change
     # Flamingo only (a family option, models/flamingo/training.py): how those rows train, "rows" (a parameter
@@ -64,7 +67,7 @@ class DataSection(StrictModel):
     shuffle: bool = True
     # the prompt format the records are written in: native (the model's own, a chat format for instruct
     # models) or openflamingo (OpenFlamingo's wording); unset: the model's default, the one evaluation uses
-    prompt_style: Literal["native", "openflamingo"] | None = None
+    prompt_style: Style | None = None
     # held-out records scored every `logging.eval_every_steps` (logged as eval/...): a file of its own (its
     # manifest names its images), or a seeded share of `path` taken out of training
     eval_path: Path | None = None
@@ -96,7 +99,7 @@ class DPOSection(StrictModel):
     """The preference loss and the reference model."""
 
     beta: float = Field(0.1, gt=0)
-    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
+    loss_type: str = "sigmoid"  # a key of train/losses.LOSSES (DPO and its variants)
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)
     sft_weight: float = Field(1.0, ge=0)  # the reference adds CE on the chosen answer with weight 1.0
     shared_prefix: bool = True  # one row per pair: context once, both answers under a tree mask
@@ -104,6 +107,16 @@ class DPOSection(StrictModel):
     # live reference: share the policy's frozen tensors (vision, LM) instead of copying the whole model
     share_frozen: bool = True
     reference_batch_size: int = Field(8, ge=1)  # precompute pass
+
+    @field_validator("loss_type", mode="before")
+    @classmethod
+    def _known_loss(cls, value):
+        from symdpo.train.losses import LOSSES  # torch: imported when a config is checked, not at start-up
+
+        if not isinstance(value, str) or value not in LOSSES:
+            expected = " or ".join(", ".join(map(repr, LOSSES)).rsplit(", ", 1))
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
 
 
 class CheckpointSection(StrictModel):

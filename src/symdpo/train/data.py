@@ -19,10 +19,8 @@ from symdpo.data.images import load_image
 from symdpo.data.manifest import image_root_of
 from symdpo.data.recordio import read_records
 from symdpo.data.records import PreferenceRecord, render_record, render_turns
-from symdpo.models.prompts import OPENFLAMINGO, PromptFormat
+from symdpo.models.prompts import AGNOSTIC_END, OPENFLAMINGO, PromptFormat, to_interleaved
 from symdpo.pixels import to_rgb
-
-IMAGE_TAG = "<image>"
 
 
 @dataclass(frozen=True)
@@ -36,25 +34,13 @@ class Example:
     group: str  # rejected type (text, wrong_symbol, wrong_answer) or SFT kind
 
 
-def interleave(text: str, images: list, marker: str = IMAGE_TAG) -> list:
-    """Return the context as text segments with an image item wherever ``marker`` (``<image>``) stood."""
-    parts = text.split(marker)
-    if len(parts) != len(images) + 1:
-        raise ValueError(f"{len(parts) - 1} {marker} tags for {len(images)} images")
-    out: list = []
-    for i, part in enumerate(parts):
-        if i:
-            out.append(images[i - 1])
-        if part:
-            out.append(part)
-    return out
 
 
 class RecordDataset:
     """Rendered records of one file; images are loaded (and kept) on first access."""
 
     def __init__(self, path: str | Path, *, image_root: str | Path | None = None, max_records: int | None = None,
-                 end_of_chunk: str = "<|endofchunk|>", prompts: dict[str, PromptFormat] | None = None):
+                 end_of_chunk: str = AGNOSTIC_END, prompts: dict[str, PromptFormat] | None = None):
         self.path = Path(path)
         if not self.path.is_file():  # named first: a missing file also has no manifest to name its images
             what = "is a directory: give a record file" if self.path.is_dir() else "file not found"
@@ -81,7 +67,7 @@ class RecordDataset:
         rec = self.records[i]
         text, images, chosen, rejected = render_record(rec, self.prompts, end_of_chunk=self.end_of_chunk)
         marker = self.prompts["vqa"].image_marker
-        return Example(rec.id, interleave(text, [self._image(p) for p in images], marker), chosen, rejected,
+        return Example(rec.id, to_interleaved(text, [self._image(p) for p in images], marker), chosen, rejected,
                        self.group(i))
 
     def answers(self, i: int) -> tuple[str, str | None]:
@@ -120,7 +106,7 @@ class ConversationDataset(RecordDataset):
     ``render_turns``), so the TRL export of some records trains exactly as the records do.
     """
 
-    def __init__(self, path: str | Path, *, max_records: int | None = None, end_of_chunk: str = "<|endofchunk|>",
+    def __init__(self, path: str | Path, *, max_records: int | None = None, end_of_chunk: str = AGNOSTIC_END,
                  prompts: dict[str, PromptFormat] | None = None):
         self.path = conversations.export_root(Path(path))
         self.end_of_chunk, self.prompts = end_of_chunk, dict(prompts or OPENFLAMINGO)
@@ -140,7 +126,7 @@ class ConversationDataset(RecordDataset):
         conv = self.records[i]
         text = render_turns(self.prompts, conv.turns, end_of_chunk=self.end_of_chunk)
         chosen, rejected = self.answers(i)
-        return Example(conv.id, interleave(text, self._image(conv.row), self.prompts["vqa"].image_marker), chosen,
+        return Example(conv.id, to_interleaved(text, self._image(conv.row), self.prompts["vqa"].image_marker), chosen,
                        rejected, conv.group)
 
     def answers(self, i: int) -> tuple[str, str]:
@@ -159,7 +145,7 @@ class ConversationDataset(RecordDataset):
 
 
 def open_dataset(path: str | Path, *, image_root: str | Path | None = None, max_records: int | None = None,
-                 end_of_chunk: str = "<|endofchunk|>", prompts: dict[str, PromptFormat] | None = None) -> RecordDataset:
+                 end_of_chunk: str = AGNOSTIC_END, prompts: dict[str, PromptFormat] | None = None) -> RecordDataset:
     """Return the training examples of ``path``: a record file, or TRL-layout data (a folder, a non-record parquet)."""
     path = Path(path)
     if path.is_dir() or (path.suffix.lower() == ".parquet" and path.is_file() and not is_record_parquet(path)):

@@ -25,7 +25,8 @@ def vqa_context(seed: int = 1, shots: int = 1) -> list:
 
 def native_context(lmm, seed: int = 1, shots: int = 1) -> list:
     """Return a VQA context in the model's own prompt format (a chat cue's trailing space included)."""
-    from symdpo.eval.prompts import PromptItem, render_context, to_interleaved
+    from symdpo.eval.prompts import PromptItem, render_context
+    from symdpo.models.prompts import to_interleaved
 
     fmt = lmm.prompt_format("vqa", "native")
     demos = [PromptItem(picture(seed + i), {"question": f"What color is {i}?", "answer": "red"}) for i in range(shots)]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from hf_fixtures import FAMILY_PRESETS, VARIANT_PRESETS, load, picture
 
-from symdpo.eval.prompts import PromptItem, render_context, to_interleaved
-from symdpo.models.prompts import move_trailing_spaces
+from symdpo.eval.prompts import PromptItem, render_context
+from symdpo.models.prompts import move_trailing_spaces, to_interleaved
 
 ANSWERS = ["red", "3 cats", "$5", "Red"]
 

@@ -126,7 +126,7 @@ def test_a_turn_end_inside_a_demonstration_is_no_boundary():
     lmm = load("tiny-qwen2-vl")
     fmt = lmm.prompt_format("vqa")
     items = [PromptItem(picture(i), {"question": f"q{i}?", "answer": a}) for i, a in enumerate(["red", "blue"])]
-    from symdpo.eval.prompts import to_interleaved
+    from symdpo.models.prompts import to_interleaved
 
     full = to_interleaved(*render_context(fmt, items, PromptItem(picture(9), {"question": "q?"})))
     shorter = to_interleaved(*render_context(fmt, items[1:], PromptItem(picture(9), {"question": "q?"})))

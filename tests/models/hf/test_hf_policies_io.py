@@ -50,9 +50,10 @@ def test_remote_code_off_by_default_and_warns(caplog, monkeypatch):
 def test_family_prompt_templates_render_scorable_contexts(kind, fields):
     from hf_fixtures import picture
 
-    from symdpo.eval.prompts import PromptItem, render_context, to_interleaved
+    from symdpo.eval.prompts import PromptItem, render_context
     from symdpo.models.hf.families import FAMILIES
     from symdpo.models.hf.presets import HF_PRESETS
+    from symdpo.models.prompts import to_interleaved
 
     assert all(p.prompts in FAMILIES[p.family].prompts for p in HF_PRESETS.values())
     for name in ("tiny-idefics", "tiny-qwen2-vl"):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-IMAGE_TOKEN = "<image>"
-END_OF_CHUNK = "<|endofchunk|>"
+# OpenFlamingo's markers are the ones model-agnostic contexts and records write (models/prompts.py)
+from symdpo.models.prompts import AGNOSTIC_END as END_OF_CHUNK
+from symdpo.models.prompts import IMAGE_MARKER as IMAGE_TOKEN
 
 
 def add_flamingo_tokens(tokenizer) -> None:

@@ -1,13 +1,13 @@
 """What a Flamingo fine-tune trains, decided here: policies, new-token rows, gates, LoRA and decay groups.
 
-Policies (`interface.POLICIES`):
+Policies (`policies.POLICIES`):
 
 * ``openflamingo`` (default): the perceiver, the gated cross-attention (``xattn.*``) and the embedding rows of
   the tokens OpenFlamingo added (``<|endofchunk|>``, ``<image>``, ``<PAD>``); the LM's own vocabulary stays as
   released. This is OpenFlamingo's trainable set and the SymDPO paper's.
 * ``connector``: the perceiver and the gated cross-attention only.
 * ``lora``: LoRA adapters on the LM's attention projections (``TrainingSpec.lora.target_modules``, default
-  ``q_proj``/``v_proj``; MPT: ``Wqkv``) and nothing else, as for every family (``interface.POLICIES``). The
+  ``q_proj``/``v_proj``; MPT: ``Wqkv``) and nothing else, as for every family (``policies.POLICIES``). The
   reference's LoRA option (adapters beside the openflamingo set) is ``openflamingo`` with ``lora.enabled``.
 * ``full``: everything but the vision tower.
 

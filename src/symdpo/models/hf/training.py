@@ -1,6 +1,6 @@
 """What a fine-tune of an HF family trains, decided here: policies, gates, LoRA and decay groups.
 
-Policies (`interface.POLICIES`), by the parts a `Family` names:
+Policies (`policies.POLICIES`), by the parts a `Family` names:
 
 * ``openflamingo``: the vision-to-text layers (IDEFICS v1: perceiver resampler + gated cross-attention, the
   Flamingo set the SymDPO paper trains on IDEFICS-9B; Idefics3/SmolVLM: the connector; Qwen2-VL: the patch
@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from symdpo.models.hf.families import Family, find_path, get_path
-from symdpo.models.interface import POLICIES, LoraSpec, ParamGroup, TrainingSpec, decay_groups
+from symdpo.models.interface import LoraSpec, ParamGroup, TrainingSpec, decay_groups
 from symdpo.models.lora import add_lora
+from symdpo.models.policies import POLICIES
 
 
 def _parts(hf: nn.Module, paths: tuple[str, ...]) -> list[nn.Module]:

@@ -24,7 +24,7 @@ class Family:
     end_markers: tuple[str, ...]
     # its native few-shot formats, by name (a preset names one; a hub id takes its model type's, else the family's)
     prompts: dict[str, dict[str, PromptFormat]]
-    default_policy: str  # what a run without model.policy trains (interface.POLICIES; the reason beside each entry)
+    default_policy: str  # what a run without model.policy trains (models/policies.py; the reason beside each entry)
     lora_targets: tuple[str, ...]  # LM module names LoRA wraps
     vision: str  # attribute path of the vision tower under the HF model
     connector: tuple[str, ...]  # vision-to-LM bridge (perceiver / projector / merger)
