@@ -234,12 +234,12 @@ def run(
                  train_hf_dataset=train_hf_dataset, train_hf_split=train_hf_split, vlicl_data=vlicl_data)
     shot_counts = _shot_counts(shots)  # before the conditions: a bad --shots is reported first
     conditions = _conditions(demo_images, query_image, demo_labels, vary, ood_images, diagnostics)
+    options = given(shots=shot_counts, trials=trials, seed=seed, num_samples=num_samples, query_set_size=query_set_size,
+                    demo_selection=demos, retrieval_encoder=retrieval_encoder, mmices_k=mmices_k, ood_images=ood_images,
+                    batch_size=batch_size, feature_cache=feature_cache, prompt_style=prompt_style,
+                    task_description=task_description, vlicl_fixes=None if vlicl_fixes is None else _split(vlicl_fixes))
     config = _checked_config(out, model=model, tasks=_split(task), paths={k: v for k, v in paths.items() if v},
-                             **conditions, **given(
-        shots=shot_counts, trials=trials, seed=seed, num_samples=num_samples, query_set_size=query_set_size,
-        demo_selection=demos, retrieval_encoder=retrieval_encoder, mmices_k=mmices_k, ood_images=ood_images,
-        batch_size=batch_size, feature_cache=feature_cache, prompt_style=prompt_style,
-        task_description=task_description, vlicl_fixes=None if vlicl_fixes is None else _split(vlicl_fixes)))
+                             **conditions, **options)
     shard, lmm, info = _shard_and_model(model, dtype, device, rank, world_size, threads, compile)
     stats = run_eval(config, lmm, out, model_info=info, rank=shard.rank, world=shard.world, stop_after=stop_after,
                      progress=progress)
