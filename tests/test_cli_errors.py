@@ -128,6 +128,10 @@ def _bad_inputs(tmp: Path, built: Path) -> dict[str, tuple[list[str], tuple[str,
     a_file.write_text("x")
     empty = tmp / "empty.jsonl"
     empty.write_text("")
+    binary = tmp / "binary.jsonl"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))  # an image saved as .jsonl
+    no_symbols = tmp / "no-symbols.txt"
+    no_symbols.write_text("# none yet\n")
     train_dir = tmp / "train-run"
     (train_dir / "checkpoints").mkdir(parents=True)
     (train_dir / "run.json").write_text("{}")
@@ -151,6 +155,11 @@ def _bad_inputs(tmp: Path, built: Path) -> dict[str, tuple[list[str], tuple[str,
         "inspect an empty file": (["data", "inspect", empty], ("empty",)),
         "inspect with missing images": (["data", "inspect", moved], ("images", "gone")),
         "inspect a directory": (["data", "inspect", tmp], ("directory",)),
+        "inspect a binary file": (["data", "inspect", binary], (f"{binary}:1", "UTF-8")),
+        "empty symbols file": ([*build, "--out", tmp / "x.jsonl", "--symbols-file", no_symbols,
+                                "--no-builtin-symbols"], (str(no_symbols), "--symbols-file", "0 usable symbols")),
+        "eval hf-dataset path not there": ([*run, "--task", "vqav2", "--out", tmp / "e4", "--hf-dataset",
+                                            "./no-such-dataset"], ("./no-such-dataset", "no such folder or file")),
         "eval out is a file": ([*run, "--out", a_file], ("--out", "is a file")),
         "eval out is a training run": ([*run, "--out", train_dir], ("--out", "training run")),
         "dtype": ([*run, "--out", tmp / "e1", "--dtype", "float17"], ("--dtype", "float17")),
@@ -171,7 +180,8 @@ def _bad_inputs(tmp: Path, built: Path) -> dict[str, tuple[list[str], tuple[str,
 
 CASE_NAMES = ["regex", "regex matching nothing", "out is a directory", "out is not jsonl/parquet",
               "k-min named as its option", "inspect an empty file", "inspect with missing images",
-              "inspect a directory", "eval out is a file", "eval out is a training run", "dtype", "device",
+              "inspect a directory", "inspect a binary file", "empty symbols file",
+              "eval hf-dataset path not there", "eval out is a file", "eval out is a training run", "dtype", "device",
               "bad shots", "symbol probes demo images", "symbol probes empty", "training data missing",
               "training data a directory", "resume what is not there", "unknown config key",
               "infer with an unknown model", "model info of an unknown model"]

@@ -207,3 +207,20 @@ def test_nonexistent_file(vqa_files):
     vqa_files["questions"] = Path(vqa_files["dir"] / "nope.json")
     with pytest.raises(DataError, match="nope.json: file not found"):
         _build(vqa_files)
+
+
+def test_hf_dataset_neither_here_nor_on_the_hub(monkeypatch):
+    """A --hf-dataset that is no local path and that the hub cannot serve: named, with what to give instead."""
+    import datasets
+
+    from symdpo.data.sources.hf import read_hf
+
+    with pytest.raises(DataError, match=r"^\./nope: no such folder or file"):
+        read_hf("./nope", "vqav2")
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'you/nope' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match=r"^you/nope: .*could not be reached.*hub dataset id"):
+        read_hf("you/nope", "vqav2")

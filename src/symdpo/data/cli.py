@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from symdpo.boundary import GuardedGroup
+from symdpo.cli_defaults import config_option, given
 from symdpo.data.build import build as run_build
 from symdpo.data.errors import BadImageError, DataError
 from symdpo.data.images import check_image
@@ -47,51 +48,62 @@ def build(
     hf_dataset: Optional[str] = typer.Option(None, help="a Hugging Face dataset instead of the JSON files: "
                                              "save_to_disk folder, parquet file/folder, or hub id"),
     hf_split: Optional[str] = typer.Option(None, help="split of --hf-dataset (e.g. train)"),
-    split: str = typer.Option("train", help="easyvqa split, or Karpathy split(s): 'train,restval', 'all'"),
+    split: Optional[str] = config_option(BuildOptions, "split", help="easyvqa split, or Karpathy split(s): "
+                                         "'train,restval', 'all'"),
     vlicl_data: Optional[Path] = typer.Option(None, help="vlicl: the VL-ICL folder (as `eval run --vlicl-data`); "
                                               "only {task}/support.json and its images are read"),
     vlicl_task: Optional[str] = typer.Option(None, help="vlicl: open_mi | operator_induction | clevr | textocr "
                                              "(or the eval name, e.g. vlicl-clevr)"),
-    mode: str = typer.Option("preference", help="preference (DPO pairs) | sft"),
-    seed: int = typer.Option(0),
+    mode: Optional[str] = config_option(BuildOptions, "mode", help="preference (DPO pairs) | sft"),
+    seed: Optional[int] = config_option(BuildOptions, "seed"),
     max_records: Optional[int] = typer.Option(None, help="stop after this many records"),
     question_regex: Optional[str] = typer.Option(None, help="keep only questions matching this regular expression"),
-    k_min: int = typer.Option(2, help="fewest demonstrations per context"),
-    k_max: int = typer.Option(8, help="most demonstrations per context"),
-    icl_fraction: float = typer.Option(0.2, help="share of ordinary (text-answer) contexts"),
-    rejected: str = typer.Option("text=1,wrong_symbol=1", help="rejected-type weights"),
-    pairs_per_query: str = typer.Option("one", help="one (type drawn by weight) | all (one pair per type)"),
-    wrong_symbol: str = typer.Option("shortcut", help="shortcut (last/most frequent demo) | random"),
+    k_min: Optional[int] = config_option(SymbolOptions, "k_min", help="fewest demonstrations per context"),
+    k_max: Optional[int] = config_option(SymbolOptions, "k_max", help="most demonstrations per context"),
+    icl_fraction: Optional[float] = config_option(SymbolOptions, "icl_fraction",
+                                                  help="share of ordinary (text-answer) contexts"),
+    rejected: Optional[str] = config_option(SymbolOptions, "rejected_weights", help="rejected-type weights"),
+    pairs_per_query: Optional[str] = config_option(SymbolOptions, "pairs_per_query",
+                                                   help="one (type drawn by weight) | all (one pair per type)"),
+    wrong_symbol: Optional[str] = config_option(SymbolOptions, "wrong_symbol",
+                                                help="shortcut (last/most frequent demo) | random"),
     symbols_file: Optional[Path] = typer.Option(None, help="extra symbols, one per line"),
-    builtin_symbols: bool = typer.Option(True, help="use the built-in pseudo-word symbols"),
-    sft_symbol_fraction: float = typer.Option(0.5, help="sft mode on VQA: share of symbol sequences"),
-    sft_symbol_images: str = typer.Option("matching", help="sft symbol sequences' images: matching | unrelated "
-                                          "(random other images: the symbol is copied from the text)"),
-    sft_copy_fraction: float = typer.Option(0.0, help="sft mode on VQA: share of text-copying sequences "
-                                            "(a demonstration's random words, repeated by the target)"),
-    demos: str = typer.Option("random", help="demonstrations from the query's question group: random | rices "
-                                             "(the images most similar to the query's, most similar last)"),
-    retrieval_encoder: str = typer.Option("openai/clip-vit-large-patch14", help="rices: CLIP-like hub id, "
-                                          "save_pretrained folder, or tiny-clip"),
+    builtin_symbols: Optional[bool] = config_option(SymbolOptions, "builtin_symbols",
+                                                    help="use the built-in pseudo-word symbols"),
+    sft_symbol_fraction: Optional[float] = config_option(BuildOptions, "sft_symbol_fraction",
+                                                         help="sft mode on VQA: share of symbol sequences"),
+    sft_symbol_images: Optional[str] = config_option(BuildOptions, "sft_symbol_images", help="sft symbol "
+                                                     "sequences' images: matching | unrelated (random other "
+                                                     "images: the symbol is copied from the text)"),
+    sft_copy_fraction: Optional[float] = config_option(BuildOptions, "sft_copy_fraction", help="sft mode on VQA: "
+                                                       "share of text-copying sequences (a demonstration's "
+                                                       "random words, repeated by the target)"),
+    demos: Optional[str] = config_option(BuildOptions, "demos", help="demonstrations from the query's question "
+                                         "group: random | rices (the images most similar to the query's, most "
+                                         "similar last)"),
+    retrieval_encoder: Optional[str] = config_option(BuildOptions, "retrieval_encoder", help="rices: CLIP-like "
+                                                     "hub id, save_pretrained folder, or tiny-clip"),
     feature_cache: Optional[Path] = typer.Option(None, help="rices: folder keeping the image embeddings"),
-    check_images: str = typer.Option("header", help="none | header | decode"),
-    on_bad_image: str = typer.Option("error", help="error | skip (skips are counted in the manifest)"),
-    strict_extension: bool = typer.Option(True, help="treat content/extension mismatch as a bad image"),
+    check_images: Optional[str] = config_option(BuildOptions, "check_images", help="none | header | decode"),
+    on_bad_image: Optional[str] = config_option(BuildOptions, "on_bad_image",
+                                                help="error | skip (skips are counted in the manifest)"),
+    strict_extension: Optional[bool] = config_option(BuildOptions, "strict_extension",
+                                                     help="treat content/extension mismatch as a bad image"),
 ) -> None:
     """Build a record file and its manifest (``<out>.manifest.json``), written atomically."""
     try:
-        opts = BuildOptions(
-            source=source, out=out, annotations=annotations, questions=questions, image_root=image_root,
-            image_template=image_template, hf_dataset=hf_dataset, hf_split=hf_split, split=split,
-            vlicl_data=vlicl_data, vlicl_task=vlicl_task, mode=mode, seed=seed, max_records=max_records, question_regex=question_regex,
+        symbols = SymbolOptions(**given(
+            k_min=k_min, k_max=k_max, icl_fraction=icl_fraction,
+            rejected_weights=None if rejected is None else _weights(rejected), pairs_per_query=pairs_per_query,
+            wrong_symbol=wrong_symbol, symbols_file=symbols_file, builtin_symbols=builtin_symbols))
+        opts = BuildOptions(source=source, out=out, symbols=symbols, **given(
+            annotations=annotations, questions=questions, image_root=image_root, image_template=image_template,
+            hf_dataset=hf_dataset, hf_split=hf_split, split=split, vlicl_data=vlicl_data, vlicl_task=vlicl_task,
+            mode=mode, seed=seed, max_records=max_records, question_regex=question_regex,
             sft_symbol_fraction=sft_symbol_fraction, sft_symbol_images=sft_symbol_images,
             sft_copy_fraction=sft_copy_fraction, check_images=check_images, on_bad_image=on_bad_image,
             strict_extension=strict_extension, demos=demos, retrieval_encoder=retrieval_encoder,
-            feature_cache=feature_cache,
-            symbols=SymbolOptions(k_min=k_min, k_max=k_max, icl_fraction=icl_fraction,
-                                  rejected_weights=_weights(rejected), pairs_per_query=pairs_per_query,
-                                  wrong_symbol=wrong_symbol, symbols_file=symbols_file,
-                                  builtin_symbols=builtin_symbols))
+            feature_cache=feature_cache))
     except ValidationError as e:
         raise UsageError(validation_message(e, {"rejected_weights": "--rejected"})) from None
     if opts.demos == "rices":

@@ -139,8 +139,13 @@ def read_records(path: str | Path) -> Iterator[Record]:
                 yield parse_record(path, obj, item=f"row {row}")
                 row += 1
         return
-    with open(path, encoding="utf-8") as f:
-        for n, text in enumerate(f, 1):
+    with open(path, "rb") as f:  # bytes, so that text that is not UTF-8 is reported with its line
+        for n, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(path, f"not UTF-8 text (byte {e.start + 1} of the line): a .jsonl record file holds "
+                                      "one JSON record a line; give one written by `symdpo data build`", line=n) from None
             if not text.strip():
                 continue
             try:

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from symdpo.data.contexts import ContextSampler, int_array
+from symdpo.data.errors import DataError
 from symdpo.data.options import SymbolOptions
 from symdpo.data.pool import VQAPool
 from symdpo.data.records import PreferenceRecord
@@ -43,13 +44,23 @@ def shortcut_answer(demo_answers: list[int], query_answer: int, rng: random.Rand
     return next(a for a in reversed(others) if counts[a] == best)
 
 
+def _too_few_symbols(usable: int, opts: SymbolOptions) -> ValueError:
+    """Return the error of a vocabulary smaller than a context's demonstrations, naming the symbols file if any."""
+    message = f"only {usable} usable symbols for up to {opts.k_max} demonstrations"
+    if opts.symbols_file is None:
+        return ValueError(message)
+    builtin = "" if opts.builtin_symbols else ", use the built-in ones too (drop --no-builtin-symbols)"
+    return DataError(opts.symbols_file, f"{message} (this --symbols-file's symbols, less the words of the source's "
+                                        f"answers and questions); add symbols to it{builtin} or lower --k-max")
+
+
 class SymbolBuilder:
     """Yields SymDPO preference records from a VQA pool; ``counts`` tallies what it made and skipped."""
 
     def __init__(self, pool: VQAPool, vocab: SymbolVocabulary, opts: SymbolOptions, seed: int, *,
                  counts: Counter[str] | None = None, features: np.ndarray | None = None) -> None:
         if len(vocab.symbols) < opts.k_max:
-            raise ValueError(f"only {len(vocab.symbols)} usable symbols for up to {opts.k_max} demonstrations")
+            raise _too_few_symbols(len(vocab.symbols), opts)
         self.pool, self.vocab, self.opts = pool, vocab.symbols, opts
         self.rng = random.Random(seed)
         self.sampler = ContextSampler(pool, opts.k_min, opts.k_max, features=features)  # features: RICES

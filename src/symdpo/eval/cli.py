@@ -13,6 +13,8 @@ from typing import Any
 import typer
 
 from symdpo.boundary import GuardedGroup
+from symdpo.cli_defaults import config_option, given
+from symdpo.eval.config import DEMO_IMAGE_MODES, QUERY_IMAGE_MODES, EvalConfig
 
 app = typer.Typer(cls=GuardedGroup, help="Few-shot multimodal in-context evaluation (OpenFlamingo protocol).", no_args_is_help=True)
 
@@ -71,34 +73,127 @@ def _load_model(name: str, dtype: str | None, device: str | None) -> tuple[Any, 
     return model, info
 
 
+def _shot_counts(shots: str | None) -> list[int] | None:
+    """Return the shot counts of ``--shots`` ('0,4,8'), None if not given; anything but integers is a UsageError."""
+    from symdpo.errors import UsageError
+
+    if shots is None:
+        return None
+    try:
+        return [int(s) for s in _split(shots)]
+    except ValueError:
+        raise UsageError(f"--shots must be comma-separated integers, got {shots!r}") from None
+
+
+def _conditions(demo_images: str | None, query_image: str | None, demo_labels: str | None, vary: str | None,
+                ood_images: str | None, diagnostics: bool) -> dict[str, Any]:
+    """Return the image and label condition fields given; with ``diagnostics``, every condition one at a time."""
+    from symdpo.errors import UsageError
+    from symdpo.eval.labels import LABEL_MODES
+
+    lists = given(demo_images=demo_images, query_image=query_image, demo_labels=demo_labels)
+    fields = {name: _split(value) for name, value in lists.items()} | given(vary=vary)
+    if not diagnostics:
+        return fields
+    defaults = {name: field.default for name, field in EvalConfig.model_fields.items()}
+    altered = [f"--{name.replace('_', '-')}" for name in lists if fields[name] != defaults[name]]
+    if altered or fields.get("vary", defaults["vary"]) != defaults["vary"]:
+        raise UsageError(f"--diagnostics runs every condition; drop {', '.join(altered) or '--vary'} or drop --diagnostics")
+    if not ood_images:
+        typer.echo("--diagnostics: no --ood-images folder given, so the out-of-distribution demo images are not run",
+                   err=True)
+    return {"demo_images": [m for m in DEMO_IMAGE_MODES if m != "ood" or ood_images],
+            "query_image": list(QUERY_IMAGE_MODES), "demo_labels": list(LABEL_MODES), "vary": "each"}
+
+
+def _checked_config(out: Path, **fields: Any) -> EvalConfig:
+    """Return the run's EvalConfig after checking its tasks, run directory and retrieval encoder (before any model)."""
+    from pydantic import ValidationError
+
+    from symdpo.errors import UsageError, validation_message
+    from symdpo.eval.errors import EvalError
+    from symdpo.eval.runner import check_run_dir, task_or_error
+
+    try:
+        config = EvalConfig(**fields)
+        for name in config.tasks:
+            task_or_error(name)
+        check_run_dir(out)
+    except ValidationError as e:
+        raise UsageError(validation_message(e, _OPTION_OF_FIELD)) from None
+    except EvalError as e:
+        raise UsageError(str(e)) from None
+    if config.demo_selection != "random":
+        from symdpo.data.retrieval import check_retrieval_encoder
+
+        check_retrieval_encoder(config.retrieval_encoder)  # a missing encoder fails in seconds, before the model loads
+    return config
+
+
+def _shard_and_model(model: str, dtype: str | None, device: str | None, rank: int | None, world_size: int | None,
+                     threads: int | None, compile: bool) -> tuple[Any, Any, dict[str, Any]]:
+    """Return this process's shard, the model it evaluates (on its device, compiled if asked) and its description."""
+    from symdpo.eval.distributed import current_shard
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    shard = current_shard(rank, world_size)
+    lmm, info = _load_model(model, dtype, device or (str(shard.state.device) if shard.state else None))
+    if compile:
+        from symdpo.models.compiled import compile_layers
+
+        compile_layers(lmm)
+    return shard, lmm, info
+
+
+def _finish_run(stats: Any, shard: Any, out: Path) -> None:
+    """Report this shard's work; when the run is whole, merge it and print results.md (interrupted: exit 3)."""
+    from symdpo.eval.merge import merge_run
+
+    typer.echo(f"rank {shard.rank}/{shard.world}: {stats.written} new predictions, {stats.skipped} already done, "
+               f"{stats.seconds:.1f}s, {stats.images_encoded} images encoded", err=True)
+    if stats.interrupted:
+        raise typer.Exit(3)
+    shard.finish()
+    if shard.world > 1 and shard.state is None:
+        typer.echo(f"shard {shard.rank} done; when every shard is, run: symdpo eval merge {out}", err=True)
+    elif shard.rank == 0:
+        merge_run(out)
+        typer.echo((out / "results.md").read_text())
+
+
 @app.command()
 def run(
     model: str = typer.Option(..., help="preset name (e.g. tiny, openflamingo-3b-instruct) or a saved model folder"),
     task: str = typer.Option(..., help="task name(s), comma-separated: coco, flickr30k, vqav2, okvqa, textvqa, easyvqa, "
                                        "vlicl-* (`symdpo eval tasks` lists them)"),
     out: Path = typer.Option(..., help="run directory (rerun with the same one to resume)"),
-    shots: str = typer.Option("0,4,8,16,32", help="comma-separated shot counts"),
-    trials: int = typer.Option(3, help="trials (seeds seed, seed+1, ...): mean ± std"),
-    seed: int = typer.Option(42),
-    num_samples: int = typer.Option(None, help="evaluate a seeded random subset of this many items"),
-    query_set_size: int = typer.Option(2048, help="demonstration pool drawn from train per trial"),
-    demos: str = typer.Option("random", help="demonstration selection: random, rices (most similar images, as "
-                                             "OpenFlamingo) or rices-text (MMICES: those reranked by text similarity)"),
-    retrieval_encoder: str = typer.Option("openai/clip-vit-large-patch14", help="RICES image/text encoder, independent "
-                                          "of the model: CLIP-like hub id, save_pretrained folder, or tiny-clip"),
-    mmices_k: int = typer.Option(None, help="rices-text: images kept by image similarity before the text rerank "
-                                            "(default 4 x shots)"),
-    demo_images: str = typer.Option("real", help="demonstration images, comma-separated: real, blank, shuffled, "
-                                                 "ood (from --ood-images), none (text-only demonstrations)"),
-    query_image: str = typer.Option("real", help="query image, comma-separated: real, blank, none (marker removed)"),
-    demo_labels: str = typer.Option("real", help="demonstration answers/captions, comma-separated: real, "
-                                                 "random-words, random-strings, symbols, none"),
-    ood_images: str = typer.Option(None, help="folder of out-of-distribution images for --demo-images ood"),
-    vary: str = typer.Option("product", help="product: every combination of the condition values; each: the "
-                                             "all-real condition plus each altered value alone"),
+    shots: str | None = config_option(EvalConfig, "shots", help="comma-separated shot counts"),
+    trials: int | None = config_option(EvalConfig, "trials", help="trials (seeds seed, seed+1, ...): mean ± std"),
+    seed: int | None = config_option(EvalConfig, "seed"),
+    num_samples: int | None = typer.Option(None, help="evaluate a seeded random subset of this many items"),
+    query_set_size: int | None = config_option(EvalConfig, "query_set_size",
+                                               help="demonstration pool drawn from train per trial"),
+    demos: str | None = config_option(EvalConfig, "demo_selection", "--demos", help="demonstration selection: random, "
+                                      "rices (most similar images, as OpenFlamingo) or rices-text (MMICES: those reranked by text similarity)"),
+    retrieval_encoder: str | None = config_option(EvalConfig, "retrieval_encoder", help="RICES image/text encoder, independent "
+                                                  "of the model: CLIP-like hub id, save_pretrained folder, or tiny-clip"),
+    mmices_k: int | None = typer.Option(None, help="rices-text: images kept by image similarity before the text "
+                                                   "rerank (default 4 x shots)"),
+    demo_images: str | None = config_option(EvalConfig, "demo_images", help="demonstration images, comma-separated: real, "
+                                            "blank, shuffled, ood (from --ood-images), none (text-only demonstrations)"),
+    query_image: str | None = config_option(EvalConfig, "query_image", help="query image, comma-separated: real, "
+                                            "blank, none (marker removed)"),
+    demo_labels: str | None = config_option(EvalConfig, "demo_labels", help="demonstration answers/captions, "
+                                            "comma-separated: real, random-words, random-strings, symbols, none"),
+    ood_images: str | None = typer.Option(None, help="folder of out-of-distribution images for --demo-images ood"),
+    vary: str | None = config_option(EvalConfig, "vary", help="product: every combination of the condition values; "
+                                     "each: the all-real condition plus each altered value alone"),
     diagnostics: bool = typer.Option(False, "--diagnostics", help="the whole visual-reliance matrix: every demo-image "
                                      "(ood with --ood-images), query-image and label condition, one at a time"),
-    batch_size: int = typer.Option(8),
+    batch_size: int | None = config_option(EvalConfig, "batch_size"),
     annotations: str = typer.Option(None, help="evaluated split: annotations / TextVQA / Karpathy JSON"),
     questions: str = typer.Option(None, help="evaluated split: VQA questions JSON"),
     train_annotations: str = typer.Option(None, help="demonstration split annotations (Karpathy: defaults to --annotations)"),
@@ -113,11 +208,10 @@ def run(
     train_hf_split: str = typer.Option(None, help="split of --train-hf-dataset (e.g. train)"),
     vlicl_data: str = typer.Option(None, help="VL-ICL tasks: the folder holding {task}/query.json, {task}/support.json "
                                               "and the unzipped images, or the hub id ys-zong/VL-ICL (docs/vl-icl.md)"),
-    task_description: str = typer.Option("nothing", help="VL-ICL tasks: the task description before the "
-                                                         "demonstrations: nothing, concise or detailed"),
-    vlicl_fixes: str = typer.Option("", help="VL-ICL tasks: scoring fixes, comma-separated (default none: the "
-                                             "published rules): signed-numbers, strict-yes-no, keep-decimals, "
-                                             "strip-after-cut"),
+    task_description: str | None = config_option(EvalConfig, "task_description", help="VL-ICL tasks: the task "
+                                                 "description before the demonstrations: nothing, concise or detailed"),
+    vlicl_fixes: str | None = config_option(EvalConfig, "vlicl_fixes", help="VL-ICL tasks: scoring fixes, comma-separated "
+                                            "(default none: the published rules): signed-numbers, strict-yes-no, keep-decimals, strip-after-cut"),
     feature_cache: str = typer.Option(None, help="folder keeping vision features between runs"),
     prompt_style: str = typer.Option(None, help="native (the model's own / chat format) or openflamingo; "
                                                 "default: native for chat/instruct models, else openflamingo"),
@@ -132,76 +226,24 @@ def run(
     stop_after: int = typer.Option(None, hidden=True, help="stop after writing this many rows (resume tests)"),
 ) -> None:
     """Evaluate a model; writes predictions, results.json, results.md and shot curves into OUT."""
-    from pydantic import ValidationError
+    from symdpo.eval.runner import run_eval
 
-    from symdpo.errors import UsageError, validation_message
-    from symdpo.eval.config import DEMO_IMAGE_MODES, QUERY_IMAGE_MODES, EvalConfig
-    from symdpo.eval.distributed import current_shard
-    from symdpo.eval.errors import EvalError
-    from symdpo.eval.labels import LABEL_MODES
-    from symdpo.eval.merge import merge_run
-    from symdpo.eval.runner import check_run_dir, run_eval, task_or_error
-
-    paths = {k: v for k, v in dict(annotations=annotations, questions=questions, train_annotations=train_annotations,
-                                   train_questions=train_questions, image_root=image_root,
-                                   train_image_root=train_image_root, image_template=image_template,
-                                   hf_dataset=hf_dataset, hf_split=hf_split, train_hf_dataset=train_hf_dataset,
-                                   train_hf_split=train_hf_split, vlicl_data=vlicl_data).items() if v}
-    try:
-        shot_list = [int(s) for s in _split(shots)]
-    except ValueError:
-        raise UsageError(f"--shots must be comma-separated integers, got {shots!r}") from None
-    demo_list, query_list, label_list = _split(demo_images), _split(query_image), _split(demo_labels)
-    if diagnostics:
-        given = [f"--{n.replace('_', '-')}" for n, v in (("demo_images", demo_list), ("query_image", query_list),
-                                                         ("demo_labels", label_list)) if v != ["real"]]
-        if given or vary != "product":
-            raise UsageError(f"--diagnostics runs every condition; drop {', '.join(given) or '--vary'} or drop --diagnostics")
-        demo_list = [m for m in DEMO_IMAGE_MODES if m != "ood" or ood_images]
-        query_list, label_list, vary = list(QUERY_IMAGE_MODES), list(LABEL_MODES), "each"
-        if not ood_images:
-            typer.echo("--diagnostics: no --ood-images folder given, so the out-of-distribution demo images are not run",
-                       err=True)
-    try:
-        config = EvalConfig(model=model, tasks=_split(task), shots=shot_list, trials=trials, seed=seed,
-                            num_samples=num_samples, query_set_size=query_set_size, demo_selection=demos,
-                            demo_images=demo_list, query_image=query_list, demo_labels=label_list, ood_images=ood_images, vary=vary, batch_size=batch_size,
-                            paths=paths, feature_cache=feature_cache, prompt_style=prompt_style,
-                            retrieval_encoder=retrieval_encoder, mmices_k=mmices_k,
-                            task_description=task_description, vlicl_fixes=_split(vlicl_fixes))
-        for name in config.tasks:
-            task_or_error(name)  # before loading a model
-        check_run_dir(Path(out))
-    except ValidationError as e:
-        raise UsageError(validation_message(e, _OPTION_OF_FIELD)) from None
-    except EvalError as e:
-        raise UsageError(str(e)) from None
-    if config.demo_selection != "random":
-        from symdpo.data.retrieval import check_retrieval_encoder
-
-        check_retrieval_encoder(config.retrieval_encoder)  # a missing encoder fails in seconds, before the model loads
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    shard = current_shard(rank, world_size)
-    lmm, info = _load_model(model, dtype, device or (str(shard.state.device) if shard.state else None))
-    if compile:
-        from symdpo.models.compiled import compile_layers
-
-        compile_layers(lmm)
-    stats = run_eval(config, lmm, out, model_info=info, rank=shard.rank, world=shard.world,
-                     stop_after=stop_after, progress=progress)
-    typer.echo(f"rank {shard.rank}/{shard.world}: {stats.written} new predictions, {stats.skipped} already done, "
-               f"{stats.seconds:.1f}s, {stats.images_encoded} images encoded", err=True)
-    if stats.interrupted:
-        raise typer.Exit(3)
-    shard.finish()
-    if shard.world > 1 and shard.state is None:
-        typer.echo(f"shard {shard.rank} done; when every shard is, run: symdpo eval merge {out}", err=True)
-    elif shard.rank == 0:
-        merge_run(out)
-        typer.echo((Path(out) / "results.md").read_text())
+    paths = dict(annotations=annotations, questions=questions, train_annotations=train_annotations,
+                 train_questions=train_questions, image_root=image_root, train_image_root=train_image_root,
+                 image_template=image_template, hf_dataset=hf_dataset, hf_split=hf_split,
+                 train_hf_dataset=train_hf_dataset, train_hf_split=train_hf_split, vlicl_data=vlicl_data)
+    shot_counts = _shot_counts(shots)  # before the conditions: a bad --shots is reported first
+    conditions = _conditions(demo_images, query_image, demo_labels, vary, ood_images, diagnostics)
+    options = given(shots=shot_counts, trials=trials, seed=seed, num_samples=num_samples, query_set_size=query_set_size,
+                    demo_selection=demos, retrieval_encoder=retrieval_encoder, mmices_k=mmices_k, ood_images=ood_images,
+                    batch_size=batch_size, feature_cache=feature_cache, prompt_style=prompt_style,
+                    task_description=task_description, vlicl_fixes=None if vlicl_fixes is None else _split(vlicl_fixes))
+    config = _checked_config(out, model=model, tasks=_split(task), paths={k: v for k, v in paths.items() if v},
+                             **conditions, **options)
+    shard, lmm, info = _shard_and_model(model, dtype, device, rank, world_size, threads, compile)
+    stats = run_eval(config, lmm, out, model_info=info, rank=shard.rank, world=shard.world, stop_after=stop_after,
+                     progress=progress)
+    _finish_run(stats, shard, out)
 
 
 @app.command()

@@ -40,7 +40,7 @@ def list_tasks() -> list[str]:
 
 
 def symbol_probe_loader(paths: Mapping[str, Any], split: str) -> Split:
-    """Return symbol-ICL probe items built from a VQA split with the SymDPO builder (not wired yet: raises)."""
+    """Raise an EvalError: symbol-ICL probes run through `symdpo eval symbols`, not this generation runner."""
     from symdpo.eval.errors import EvalError
 
     # Symbol probes are scored (the model ranks the context's symbols), not generated, so they run through

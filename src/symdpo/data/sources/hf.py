@@ -63,6 +63,28 @@ def default_image_dir() -> Path:
     return Path(os.environ.get("SYMDPO_IMAGE_CACHE") or cache_root() / "images")
 
 
+_WHAT_TO_GIVE = "give a save_to_disk folder, a parquet file or folder, or a hub dataset id such as lmms-lab/VQAv2"
+
+
+def _hub_dataset(source: str, split: str | None) -> Any:
+    """Return the hub dataset ``source``, streamed; a missing path or a dataset the hub cannot serve is a DataError."""
+    import datasets
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(source)
+    except HFValidationError:  # './nope', '/data/vqav2': a local path, and no such file or folder
+        raise DataError(source, f"no such folder or file (and not a hub id); {_WHAT_TO_GIVE}") from None
+    try:
+        return datasets.load_dataset(source, split=split or "validation", streaming=True)
+    except ConnectionError:
+        raise DataError(source, "no such folder or file here, and the Hugging Face Hub could not be reached to "
+                                f"look it up (offline?); {_WHAT_TO_GIVE}") from None
+    except DatasetNotFoundError:
+        raise DataError(source, f"no such folder or file, nor a dataset on the Hugging Face Hub; {_WHAT_TO_GIVE}") from None
+
+
 def _rows(source: str | Path, split: str | None) -> Iterator[dict[str, Any]]:
     """Yield the rows of ``source`` with images undecoded ({'bytes', 'path'}), one batch in memory at a time."""
     import datasets
@@ -81,7 +103,7 @@ def _rows(source: str | Path, split: str | None) -> Iterator[dict[str, Any]]:
             raise DataError(p, "no .parquet files in this folder")
         ds = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
     else:  # a hub id: streamed, nothing downloaded whole
-        ds = datasets.load_dataset(str(source), split=split or "validation", streaming=True)
+        ds = _hub_dataset(str(source), split)
     features = ds.features or {}
     for name, feature in features.items():
         if isinstance(feature, datasets.Image):
