@@ -50,8 +50,8 @@ def graph() -> dict[str, set[str]]:
 
 # bottom to top; the layers of one rank are peers, which never import each other
 LAYERS: list[dict[str, tuple[str, ...]]] = [
-    {"core": ("symdpo.errors", "symdpo.boundary", "symdpo.atomic", "symdpo.config", "symdpo.distributed",
-              "symdpo.pixels", "symdpo.pseudowords")},
+    {"core": ("symdpo.errors", "symdpo.boundary", "symdpo.cli_defaults", "symdpo.atomic", "symdpo.config",
+              "symdpo.distributed", "symdpo.pixels", "symdpo.pseudowords")},
     {"models": ("symdpo.models",)},
     {"data": ("symdpo.data",)},
     {"train": ("symdpo.train",), "eval": ("symdpo.eval",)},
@@ -91,7 +91,7 @@ def test_no_import_cycle_in_symdpo():
 
 
 def test_layers_import_downward_only():
-    """Layers, bottom to top: core (errors with the one SymdpoError, the CLI's error boundary, atomic writes,
+    """Layers, bottom to top: core (errors with the one SymdpoError, the CLI's error boundary and option defaults, atomic writes,
     config, distributed, pixels, pseudowords) < models < data < train | eval (peers) < infer < demo | app
     (peers) < cli (with __main__ and the package's own ``symdpo.load``). A module imports its own layer and
     those below, never one above nor a peer (imports inside functions count)."""
