@@ -51,6 +51,8 @@ from common import (
     print_generation,
     reset_peak,
     step,
+    step_flops,
+    timed,
 )
 
 
@@ -74,8 +76,6 @@ def timed_steps(lmm, opt, data, variants: dict, steps: int, device) -> dict[str,
 
 def train_part(args, size, device, peak) -> dict:
     """Print the DPO step table; return {(pairs, variant): MFU} and shared-prefix vs naive ratios."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from symdpo.models.compiled import compile_layers, graphs_built, reset_compiled
 
     lmm = build_of3b(size, device, "bfloat16")
@@ -88,11 +88,8 @@ def train_part(args, size, device, peak) -> dict:
           f"{'peak GiB':>8}", flush=True)
     for n in (8, 1):
         data, n_tokens = varied_pairs(lmm, n, size["context"], size["image_size"])
-        flops = {}
-        for name, kw in variants.items():
-            with FlopCounterMode(display=False) as counter:
-                step(lmm, opt, data, **kw)  # also the warm-up (and AdamW's state on the first)
-            flops[name] = counter.get_total_flops()
+        # counting runs a step: also the warm-up (and AdamW's state on the first)
+        flops = {name: step_flops(lmm, opt, data, **kw) for name, kw in variants.items()}
         mem = {}
         for name, kw in variants.items():
             reset_peak(device)
@@ -111,9 +108,7 @@ def train_part(args, size, device, peak) -> dict:
         compile_layers(lmm)
         for n in (8, 1):
             data, n_tokens, flops, eager = out["data"][n]
-            t = time.perf_counter()
-            step(lmm, opt, data, shared=True, pack=budget)  # compiles
-            compile_s = time.perf_counter() - t
+            compile_s, _ = timed(partial(step, lmm, opt, data, shared=True, pack=budget))  # compiles
             before = graphs_built()
             secs = timed_steps(lmm, opt, data, {"packed": dict(shared=True, pack=budget)}, args.steps, device)["packed"]
             mfu = flops / secs / peak
@@ -160,12 +155,8 @@ def eval_part(args, size, device) -> float:
     warm = config.model_copy(update={"num_samples": 2})  # first-call allocations and lazy imports
     harness(warm, lmm, prepare(warm, lmm))
     n = sum(len(p.eval.records) * len(conditions(config, p.task.name)) for p in plans)
-    t = time.perf_counter()
-    harness(config, lmm, plans)
-    h = time.perf_counter() - t
-    t = time.perf_counter()
-    per_item_loop(config, lmm, plans)
-    loop = time.perf_counter() - t
+    h, _ = timed(lambda: harness(config, lmm, plans))
+    loop, _ = timed(lambda: per_item_loop(config, lmm, plans))
     print(f"eval: {n} easy-VQA predictions, 4 shots: run_eval {n / h:.2f} items/s, per-item loop {n / loop:.2f} items/s",
           flush=True)
     return loop / h
