@@ -167,7 +167,8 @@ def build_of3b(size: dict, device, dtype: str = "bfloat16", eager_mpt: bool = Fa
             if type(module).__name__ == "SdpaMptAttention":
                 module.__class__ = MptAttention
     # mask_rows: OpenFlamingo's way (whole matrix trainable, gradient masked); else the recipes' default rows
-    lmm.groups = lmm.prepare_training(TrainingSpec(weight_decay=0.1, gate_init=0.5, gradient_checkpointing=checkpointing,
+    lmm.groups = lmm.prepare_training(TrainingSpec(weight_decay=0.1, gate_init=0.5,
+                                                   gradient_checkpointing=checkpointing,
                                                    new_token_rows="mask" if mask_rows else "rows"))
     return lmm
 
@@ -213,7 +214,7 @@ def optimizer(lmm, fused: bool = False):
 
 
 def step(lmm, opt, data, *, shared: bool, ref=None, pack: int | None = None) -> None:
-    """Run one DPO+SFT optimiser step (reference log-probs precomputed unless ``ref`` is given; ``pack``: row budget)."""
+    """Run one DPO+SFT optimiser step (reference log-probs precomputed unless ``ref``; ``pack``: a row budget)."""
     import torch
 
     from symdpo.train.losses import symdpo_loss

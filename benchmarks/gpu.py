@@ -4,11 +4,11 @@
     python benchmarks/gpu.py --size tiny       # the same code on a CPU: 95 s on 2 cores with --steps 2 (CI runs it)
     options: [--parts train,generate,eval] [--steps 5] [--no-compile]
 
-Training (``train``): the model of benchmarks/dpo_step_gpu.py (random weights with OpenFlamingo-3B's shapes:
-CLIP ViT-L/14, MPT-1B, 6-layer perceiver, cross-attention before every layer; bf16 weights and AdamW state),
-OpenFlamingo's trainable set. A step holds 8 (then 1) preference pairs whose contexts run from a quarter of the
-context length to all of it (8 images each), as shot counts and question lengths vary in real data. Variants,
-timed interleaved: naive (each answer on its own copy of the context, padded), shared-prefix (one padded tree
+Training (``train``): the model of benchmarks/dpo_step_gpu.py (``common.build_of3b``: random weights with
+OpenFlamingo-3B's shapes: CLIP ViT-L/14, MPT-1B, 6-layer perceiver, cross-attention before every layer; bf16
+weights and AdamW state), OpenFlamingo's trainable set. A step holds 8 (then 1) preference pairs whose contexts
+run from a quarter of the context length to all of it (8 images each), as shot counts and question lengths vary
+in real data. Variants, timed interleaved: naive (each answer on its own copy of the context, padded), shared-prefix (one padded tree
 row per pair), packed (shared-prefix trees packed into rows of at most two full contexts, no padding), and
 packed under ``torch.compile`` of every layer (dynamic shapes; the graphs built during the timed steps are
 counted: a rise is a recompilation). FLOPs are what each variant executes (PyTorch's FlopCounterMode over one

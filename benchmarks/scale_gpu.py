@@ -6,11 +6,11 @@
 
 Each engine runs in its own ``accelerate launch --config_file configs/accelerate/<engine>.yaml`` (the shipped
 configs; bf16 on GPUs, fp32 on CPU) of this file with ``--worker``: the training loop's own accelerator set-up
-(`train.loop.make_accelerator`, `train.sharding`), the model of benchmarks/dpo_step_gpu.py (random weights with
-OpenFlamingo-3B's shapes; OpenFlamingo's trainable set), ``--pairs`` pairs per step of 1024-token contexts with
-8 images, precomputed reference log-probs, AdamW. Step time is the median over the timed steps (after two
-warm-up steps); peak memory is ``torch.cuda.max_memory_allocated`` on GPU 0 (the CPU run prints the process's
-peak RSS instead). On one GPU nothing is sharded: the table shows each engine's overhead; memory savings need
+(`train.loop.make_accelerator`, `train.sharding`), the model of benchmarks/dpo_step_gpu.py
+(``common.build_of3b``: random weights with OpenFlamingo-3B's shapes; OpenFlamingo's trainable set), ``--pairs``
+pairs per step of 1024-token contexts with 8 images, precomputed reference log-probs, AdamW. Step time is the
+median over the timed steps (after two warm-up steps); peak memory is ``torch.cuda.max_memory_allocated`` on
+GPU 0 (the CPU run prints the process's peak RSS instead). On one GPU nothing is sharded: the table shows each engine's overhead; memory savings need
 ``--gpus`` > 1. The last line is the headline: FSDP2's and ZeRO-3's peak memory and step time against DDP.
 """
 
