@@ -68,8 +68,15 @@ lock: test-latest
 demo: $(STAMP)
 	$(BIN)/symdpo demo
 
+# the CPU benchmarks at quick sizes (benchmarks/README.md: their full sizes, the GPU ones, what each answers)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/generate.py
+	$(BIN)/python benchmarks/build_data.py --questions 44376 --images 8278
+	$(BIN)/python benchmarks/export.py --records 10000
+	$(BIN)/python benchmarks/dpo_step.py --size tiny
+	$(BIN)/python benchmarks/generate.py --repeats 1 --new-tokens 2
+	$(BIN)/python benchmarks/eval_throughput.py --items 16 --repeats 1 --threads 1
+	$(BIN)/python benchmarks/family_learning.py --steps 4 --records 16
+	$(BIN)/python benchmarks/symbol_matching.py --steps 10 --every 10 --probes 24
 
 clean:
 	rm -rf $(VENV) $(LATEST) build *.egg-info

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import maxrss_gib, timed
+
 COLORS = ["white", "black", "red", "blue", "green", "brown", "yellow", "gray", "orange", "pink", "purple", "silver"]
 NOUNS = [f"{a}{b}" for a in ("cat", "dog", "car", "man", "bus", "cup", "bed", "sign", "kite", "boat", "tree", "bike",
                                "shirt", "plate", "train", "horse", "clock", "pizza", "table", "woman")
@@ -90,11 +92,9 @@ def main() -> None:
     out = work / "symdpo.jsonl"
     cmd = [sys.executable, "-m", "symdpo.data.cli", "build", "--source", "vqav2", "--questions", str(qpath),
            "--annotations", str(apath), "--image-root", str(work), "--check-images", "none", "--out", str(out)]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    seconds = time.perf_counter() - t0
+    seconds, _ = timed(lambda: subprocess.run(cmd, check=True))
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak_gib = usage.ru_maxrss / 2**20  # Linux reports KiB
+    peak_gib = maxrss_gib(usage)
     cpu = usage.ru_utime + usage.ru_stime  # wall time suffers when other jobs share the cores; CPU does not
     manifest = json.loads(Path(f"{out}.manifest.json").read_text())
     print(f"records: {manifest['counts']['records']:,} ({out.stat().st_size / 2**20:.0f} MiB), "

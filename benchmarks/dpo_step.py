@@ -32,18 +32,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
-import time
 import warnings
 
 import torch
 
+from common import EOC, VOCAB, headline, interleaved, optimizer, pad_to_length, reset_rss_peak, rss_mib, step
+
 warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
-EOC = "<|endofchunk|>"
-VOCAB = 50280
 # tied input/output embeddings, as MPT-1B; frozen LM + CLIP outweigh the trainable set, as in OF-3B
 LM = dict(model_type="llama", hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6,
           num_key_value_heads=6, max_position_embeddings=2048, vocab_size=512, tie_word_embeddings=True)
@@ -145,39 +143,6 @@ def batch(lmm, seed: int = 0, context_tokens: int = 1024, image_size: int = 224)
     return [context], ["blarf3" + EOC], ["a b c d" + EOC], n
 
 
-def pad_to_length(lmm, context: list, tokens: int) -> None:
-    """Prefix the first demonstration's text with filler words until ``context`` is ``tokens`` tokens (or just over)."""
-    words = "the shape in this picture is large and round".split()
-    text, extra = context[1], 0
-    while lmm.tokenize([context]).input_ids.shape[1] < tokens:
-        extra += 4
-        context[1] = " ".join(words[i % len(words)] for i in range(extra)) + " " + text
-
-
-def step(lmm, opt, data, *, shared: bool, ref=None, pack: int | None = None):
-    """Run one DPO+SFT optimiser step (reference log-probs precomputed unless ``ref`` is given; ``pack``: row budget)."""
-    from symdpo.train.losses import symdpo_loss
-
-    contexts, chosen, rejected = data[:3]
-    pc, pr, nc, nr = lmm.pair_logps(contexts, chosen, rejected, shared_prefix=shared, max_tokens_per_row=pack)
-    if ref is None:
-        rc, rr = pc.detach() - 0.1, pr.detach() + 0.1  # stands for the stored reference log-probs
-    else:
-        with torch.no_grad():
-            rc, rr, _, _ = ref.pair_logps(contexts, chosen, rejected, shared_prefix=shared)
-    loss = symdpo_loss(pc.float(), pr.float(), rc.float(), rr.float(), nc, nr).loss
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_([p for p in lmm.module.parameters() if p.requires_grad], 1.0)
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-
-
-def optimizer(lmm):
-    from symdpo.train.params import adamw
-
-    return adamw(lmm.groups, lr=1e-5)  # the recipes' AdamW on a CPU (not fused)
-
-
 def sized_batch(lmm, size: str):
     """Return `batch` for the context length and image size of ``size`` (a key of SIZES)."""
     return batch(lmm, context_tokens=SIZES[size]["context"], image_size=SIZES[size]["image_size"])
@@ -188,56 +153,30 @@ def time_steps(repeats: int = 3, family: str = "flamingo", size: str = "default"
     lmm = build(size) if family == "flamingo" else build_hf(family)
     lmm.train(True)
     opt, data = optimizer(lmm), sized_batch(lmm, size)
-    for shared in (True, False):  # warm-up (allocator, first-call costs)
-        step(lmm, opt, data, shared=shared)
-    times = {True: [], False: []}
-    for _ in range(repeats):
-        for shared in (True, False):  # interleaved, so load from other processes hits both alike
-            t = time.perf_counter()
-            step(lmm, opt, data, shared=shared)
-            times[shared].append(time.perf_counter() - t)
-    return statistics.median(times[True]), statistics.median(times[False]), data[3]
+    variants = {"shared-prefix": lambda: step(lmm, opt, data, shared=True),
+                "naive": lambda: step(lmm, opt, data, shared=False)}
+    interleaved(variants, 1)  # warm-up (allocator, first-call costs), not kept
+    times = interleaved(variants, repeats)
+    return statistics.median(times["shared-prefix"]), statistics.median(times["naive"]), data[3]
 
 
 def child_memory(reference: str, size: str = "default") -> None:
     """Print the peak RSS (MiB) above the post-import baseline of 2 training steps with ``reference``."""
-    base = _rss_mib("VmRSS")
+    base = rss_mib("VmRSS")
     lmm = build(size)
     lmm.train(True)
     ref = None
     if reference != "precomputed":
         ref = lmm.reference_copy(share_frozen=reference == "live-shared")
     opt, data = optimizer(lmm), sized_batch(lmm, size)
-    _release_and_reset_peak()  # the peak then holds the models and the training, not the build's temporaries
+    reset_rss_peak()  # the peak then holds the models and the training, not the build's temporaries
     for _ in range(2):
         step(lmm, opt, data, shared=True, ref=ref)
-    print(json.dumps({"reference": reference, "peak_mib": _rss_mib("VmHWM") - base}))
-
-
-def _release_and_reset_peak() -> None:
-    """Return freed heap to the OS and restart the kernel's peak-RSS counter (Linux; a no-op elsewhere)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current resident set
-    except OSError:
-        pass  # the peak then also counts the build's temporaries (both variants alike)
-
-
-def _rss_mib(field: str) -> float:
-    """Return the process's ``field`` (VmRSS: resident now, VmHWM: peak resident) in MiB from /proc."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps({"reference": reference, "peak_mib": rss_mib("VmHWM") - base}))
 
 
 def memory(reference: str, size: str = "default") -> float:
+    """Return the peak RSS (MiB) of `child_memory` for ``reference``, run in a fresh process."""
     out = subprocess.run([sys.executable, __file__, "--child", reference, "--size", size], capture_output=True,
                          text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
@@ -261,7 +200,7 @@ def main() -> None:
         shared, naive, tokens = time_steps(args.repeats, args.family)
         print(f"{args.family} step time ({tokens}-token context, 8 images, 1-5 token answers, "
               f"{torch.get_num_threads()} threads): shared-prefix {shared * 1000:.0f} ms, naive {naive * 1000:.0f} ms")
-        print(f"shared-prefix vs naive step time ratio: {naive / shared:.2f}x")
+        headline("shared-prefix vs naive step time", naive / shared)
         return
     mem = {r: memory(r, args.size) for r in ("precomputed", "live", "live-shared")}
     print(f"peak memory above baseline: precomputed {mem['precomputed']:.0f} MiB, live (full copy) "
@@ -271,7 +210,7 @@ def main() -> None:
     shared, naive, tokens = time_steps(args.repeats, size=args.size)
     print(f"step time ({tokens}-token context, 8 images, 1-5 token answers, {torch.get_num_threads()} threads): "
           f"shared-prefix {shared * 1000:.0f} ms, naive {naive * 1000:.0f} ms")
-    print(f"shared-prefix vs naive step time ratio: {naive / shared:.2f}x")
+    headline("shared-prefix vs naive step time", naive / shared)
 
 
 if __name__ == "__main__":

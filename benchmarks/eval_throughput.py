@@ -40,51 +40,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import os
 import pstats
-import tempfile
-import time
 import warnings
-from pathlib import Path
-from typing import Any
+
+from common import harness, headline, per_item_loop, timed
 
 FAMILIES = {"flamingo": "tiny", "qwen2-vl": "tiny-qwen2-vl"}  # --family -> the preset it runs
-
-
-def per_item_loop(config, model, plans) -> dict[tuple[str, str], str]:
-    """Return {(condition, item id): raw generation} of the uncached one-context-at-a-time loop."""
-    from symdpo.eval.images import ImageRef, load_ref
-    from symdpo.eval.plan import conditions
-
-    out = {}
-    for plan in plans:
-        gen = plan.task.generation  # the task's decoding settings, as run_eval passes them
-        for cond in conditions(config, plan.task.name):
-            for record in plan.eval.records:
-                context, _ = plan.context(cond, record)
-                context = [load_ref(x) if isinstance(x, ImageRef) else x for x in context]  # decoded anew each time
-                [text] = model.generate([context], max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams,
-                                        length_penalty=gen.length_penalty)
-                out[key(cond.row(), record.id)] = text
-    return out
-
-
-def harness(config, model, plans) -> tuple[Any, dict[tuple[str, str], str]]:
-    """Return (RunStats, {(condition, item id): raw generation}) of one fresh run_eval into a temp dir."""
-    from symdpo.eval.runner import PREDICTIONS_DIR, run_eval
-
-    with tempfile.TemporaryDirectory() as tmp:  # a fresh run: the feature cache starts empty every time
-        stats = run_eval(config, model, tmp, plans=plans)
-        rows = [json.loads(line) for f in sorted((Path(tmp) / PREDICTIONS_DIR).glob("*.jsonl"))
-                for line in f.read_text().splitlines()]
-    return stats, {key(r, r["id"]): r["raw"] for r in rows}
-
-
-def key(row: dict[str, Any], item_id: str) -> tuple[str, str]:
-    """Return the (condition, item) key of a prediction."""
-    cond = "/".join(str(row[k]) for k in ("task", "shots", "trial", "demo_images", "query_image"))
-    return cond, item_id
 
 
 def profiled(label: str, fn, top: int) -> None:
@@ -139,19 +101,15 @@ def main() -> None:
     harness(warm, model, warm_plans)
     per_item_loop(warm, model, warm_plans)
 
-    start = time.perf_counter()
-    plans = prepare(config, model)  # shared by both variants: data reading and image header checks
-    prepare_s = time.perf_counter() - start
+    prepare_s, plans = timed(lambda: prepare(config, model))  # shared by both variants: data reading, image checks
     n = sum(len(p.eval.records) * len(conditions(config, p.task.name)) for p in plans)  # predictions
 
     harness_s, loop_s = [], []
     for _ in range(args.repeats):  # interleaved, so load from other processes hits both alike
-        start = time.perf_counter()
-        stats, ours = harness(config, model, plans)
-        harness_s.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        theirs = per_item_loop(config, model, plans)
-        loop_s.append(time.perf_counter() - start)
+        seconds, (stats, ours) = timed(lambda: harness(config, model, plans))
+        harness_s.append(seconds)
+        seconds, theirs = timed(lambda: per_item_loop(config, model, plans))
+        loop_s.append(seconds)
     if args.profile:
         profiled("harness", lambda: harness(config, model, plans), 25)
         profiled("per-item loop", lambda: per_item_loop(config, model, plans), 25)
@@ -176,7 +134,7 @@ def main() -> None:
         print(f"{title:<40} {n:>5} {min(secs):8.2f} {n / min(secs):8.2f}  {', '.join(f'{s:.2f}' for s in secs)}")
     print(f"harness: {cache}")
     print(f"identical raw generations: {same}/{n}")
-    print(f"harness vs per-item loop items/s ratio: {h_rate / l_rate:.2f}x ({label}, {n} predictions, {args.shots} shots)")
+    headline("harness vs per-item loop items/s", h_rate / l_rate, detail=f"{label}, {n} predictions, {args.shots} shots")
 
 
 if __name__ == "__main__":

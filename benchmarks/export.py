@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import maxrss_gib
+
 
 def repeated_records(base: Path, out: Path, n: int) -> Path:
     """Write ``n`` records to ``out``: the records of ``base`` cycled, each copy under a new id; copy the
@@ -69,7 +71,7 @@ def timed_export(records: Path, fmt: str, out: Path) -> tuple[float, float, floa
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"export failed: {' '.join(cmd)}")
-    return seconds, usage.ru_maxrss / 2**20, anon / 2**20  # Linux reports KiB
+    return seconds, maxrss_gib(usage), anon / 2**20  # /proc reports KiB
 
 
 def main() -> None:

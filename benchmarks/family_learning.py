@@ -18,10 +18,10 @@ import argparse
 import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, timed
+
 FAMILIES = ["tiny", "tiny-idefics", "tiny-idefics2", "tiny-idefics3", "tiny-qwen2-vl", "tiny-qwen3-vl", "tiny-gemma3"]
 
 
@@ -42,6 +42,7 @@ def run(name: str, pairs: Path, out: Path, steps: int, lr: float, policy: str | 
 
 
 def main() -> None:
+    """Parse the options and run `learn` in a temporary folder (or ``--keep DIR``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -74,14 +75,13 @@ def learn(args: argparse.Namespace, tmp: Path) -> None:
     window = max(1, args.steps // 10)
     lows = []
     for name in args.families.split(","):
-        t = time.perf_counter()
-        rows = run(name, pairs, tmp / name, args.steps, args.lr, args.policy)
+        seconds, rows = timed(lambda name=name: run(name, pairs, tmp / name, args.steps, args.lr, args.policy))
         first = statistics.mean(r["rewards/accuracies"] for r in rows[1:1 + window])  # step 1: rewards all 0
         last = statistics.mean(r["rewards/accuracies"] for r in rows[-window:])
         margin = statistics.mean(r["rewards/margins"] for r in rows[-window:])
         lows.append(last)
         print(f"{name} ({args.policy or 'default policy'}): rewards/accuracies {first:.2f} over steps 2-{1 + window} -> {last:.2f} over the last "
-              f"{window} (margin {margin:.2f}), {time.perf_counter() - t:.0f} s", flush=True)
+              f"{window} (margin {margin:.2f}), {seconds:.0f} s", flush=True)
     print(f"lowest family's rewards/accuracies after {args.steps} steps: {min(lows):.2f}")
 
 

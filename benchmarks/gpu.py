@@ -4,11 +4,11 @@
     python benchmarks/gpu.py --size tiny       # the same code on a CPU: 95 s on 2 cores with --steps 2 (CI runs it)
     options: [--parts train,generate,eval] [--steps 5] [--no-compile]
 
-Training (``train``): the model of benchmarks/dpo_step_gpu.py (random weights with OpenFlamingo-3B's shapes:
-CLIP ViT-L/14, MPT-1B, 6-layer perceiver, cross-attention before every layer; bf16 weights and AdamW state),
-OpenFlamingo's trainable set. A step holds 8 (then 1) preference pairs whose contexts run from a quarter of the
-context length to all of it (8 images each), as shot counts and question lengths vary in real data. Variants,
-timed interleaved: naive (each answer on its own copy of the context, padded), shared-prefix (one padded tree
+Training (``train``): the model of benchmarks/dpo_step_gpu.py (``common.build_of3b``: random weights with
+OpenFlamingo-3B's shapes: CLIP ViT-L/14, MPT-1B, 6-layer perceiver, cross-attention before every layer; bf16
+weights and AdamW state), OpenFlamingo's trainable set. A step holds 8 (then 1) preference pairs whose contexts
+run from a quarter of the context length to all of it (8 images each), as shot counts and question lengths vary
+in real data. Variants, timed interleaved: naive (each answer on its own copy of the context, padded), shared-prefix (one padded tree
 row per pair), packed (shared-prefix trees packed into rows of at most two full contexts, no padding), and
 packed under ``torch.compile`` of every layer (dynamic shapes; the graphs built during the timed steps are
 counted: a rise is a recompilation). FLOPs are what each variant executes (PyTorch's FlopCounterMode over one
@@ -30,25 +30,37 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import warnings
-from pathlib import Path
+from functools import partial
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-import dpo_step_gpu as gpu  # noqa: E402
-from dpo_step import EOC, step  # noqa: E402
+from common import (
+    EOC,
+    OF3B_SIZES,
+    PEAK_BF16,
+    build_of3b,
+    compare_generation,
+    harness,
+    interleaved,
+    optimizer,
+    pairs,
+    peak_gib,
+    per_item_loop,
+    print_generation,
+    reset_peak,
+    step,
+    step_flops,
+    timed,
+)
 
 
 def varied_pairs(lmm, n: int, context: int, image_size: int):
     """Return n pairs with contexts from ``context / 4`` to ``context`` tokens, and their pair tokens."""
     lengths = [context] if n == 1 else [context // 4 + (context - context // 4) * k // (n - 1) for k in range(n)]
-    contexts = [gpu.pairs(lmm, 1, length, image_size, seed=k)[0][0][0] for k, length in enumerate(lengths)]
-    chosen = [f"blarf{k % 7}{EOC}" for k in range(n)]  # answers of 1-5 tokens, as gpu.pairs gives them
+    contexts = [pairs(lmm, 1, length, image_size, seed=k)[0][0][0] for k, length in enumerate(lengths)]
+    chosen = [f"blarf{k % 7}{EOC}" for k in range(n)]  # answers of 1-5 tokens, as `pairs` gives them
     rejected = [" ".join("abcde"[: 1 + k % 5]) + EOC for k in range(n)]
     tok = lmm.tokenizer
     tokens = sum(lmm.tokenize([c]).input_ids.shape[1] for c in contexts)
@@ -58,25 +70,16 @@ def varied_pairs(lmm, n: int, context: int, image_size: int):
 
 def timed_steps(lmm, opt, data, variants: dict, steps: int, device) -> dict[str, float]:
     """Return the median step seconds of each variant (name -> step kwargs), steps interleaved."""
-    times = {name: [] for name in variants}
-    for _ in range(steps):
-        for name, kw in variants.items():
-            gpu.sync(device)
-            t = time.perf_counter()
-            step(lmm, opt, data, **kw)
-            gpu.sync(device)
-            times[name].append(time.perf_counter() - t)
+    times = interleaved({name: partial(step, lmm, opt, data, **kw) for name, kw in variants.items()}, steps, device)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def train_part(args, size, device, peak) -> dict:
     """Print the DPO step table; return {(pairs, variant): MFU} and shared-prefix vs naive ratios."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from symdpo.models.compiled import compile_layers, graphs_built, reset_compiled
 
-    lmm = gpu.build(size, device, "bfloat16")
-    opt = gpu.optimizer(lmm, fused=device.type == "cuda")
+    lmm = build_of3b(size, device, "bfloat16")
+    opt = optimizer(lmm, fused=device.type == "cuda")
     budget = 2 * size["context"] + 32
     variants = {"naive": dict(shared=False), "shared-prefix": dict(shared=True),
                 "packed": dict(shared=True, pack=budget)}
@@ -85,16 +88,13 @@ def train_part(args, size, device, peak) -> dict:
           f"{'peak GiB':>8}", flush=True)
     for n in (8, 1):
         data, n_tokens = varied_pairs(lmm, n, size["context"], size["image_size"])
-        flops = {}
-        for name, kw in variants.items():
-            with FlopCounterMode(display=False) as counter:
-                step(lmm, opt, data, **kw)  # also the warm-up (and AdamW's state on the first)
-            flops[name] = counter.get_total_flops()
+        # counting runs a step: also the warm-up (and AdamW's state on the first)
+        flops = {name: step_flops(lmm, opt, data, **kw) for name, kw in variants.items()}
         mem = {}
         for name, kw in variants.items():
-            gpu.reset_peak(device)
+            reset_peak(device)
             step(lmm, opt, data, **kw)
-            mem[name] = gpu.peak_gib(device)
+            mem[name] = peak_gib(device)
         secs = timed_steps(lmm, opt, data, variants, args.steps, device)
         for name in variants:
             mfu = flops[name] / secs[name] / peak
@@ -108,9 +108,7 @@ def train_part(args, size, device, peak) -> dict:
         compile_layers(lmm)
         for n in (8, 1):
             data, n_tokens, flops, eager = out["data"][n]
-            t = time.perf_counter()
-            step(lmm, opt, data, shared=True, pack=budget)  # compiles
-            compile_s = time.perf_counter() - t
+            compile_s, _ = timed(partial(step, lmm, opt, data, shared=True, pack=budget))  # compiles
             before = graphs_built()
             secs = timed_steps(lmm, opt, data, {"packed": dict(shared=True, pack=budget)}, args.steps, device)["packed"]
             mfu = flops / secs / peak
@@ -119,7 +117,7 @@ def train_part(args, size, device, peak) -> dict:
                   f"{mfu:6.1%} {'':>8}  (first step {compile_s:.0f} s; {graphs_built() - before} graphs built "
                   f"while timed)", flush=True)
     del opt, lmm
-    gpu.reset_peak(device)
+    reset_peak(device)
     return out
 
 
@@ -131,26 +129,24 @@ def generate_part(args, device) -> float | None:
         print("generation: open-flamingo 2.0.1 is not installed (pip install --no-deps open-flamingo==2.0.1): skipped",
               flush=True)
         return None
-    from generate import compare, print_rows
     from symdpo.models.flamingo.presets import TINY_CLIP, TINY_LLAMA
 
-    size = gpu.SIZES[args.size]
+    size = OF3B_SIZES[args.size]
     lm, vision = (TINY_LLAMA, TINY_CLIP) if args.size == "tiny" else (size["lm"], size["vision"])
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    rows = compare(lm, vision, device=device.type, dtype=dtype, context=512 if args.size != "tiny" else 256,
+    rows = compare_generation(lm, vision, device=device.type, dtype=dtype, context=512 if args.size != "tiny" else 256,
                    repeats=2)
-    print_rows(rows)
+    print_generation(rows)
     return rows[1][3]
 
 
 def eval_part(args, size, device) -> float:
     """Print harness vs per-item loop on easy-VQA; return the items/s ratio."""
-    from eval_throughput import harness, per_item_loop
     from symdpo.eval.config import EvalConfig
     from symdpo.eval.plan import conditions
     from symdpo.eval.runner import prepare
 
-    lmm = gpu.build(size, device, "bfloat16" if device.type == "cuda" else "float32")
+    lmm = build_of3b(size, device, "bfloat16" if device.type == "cuda" else "float32")
     lmm.train(False)
     items = 48 if args.size != "tiny" else 16
     config = EvalConfig(model=f"flamingo-{args.size}-random", tasks=["easyvqa"], shots=[4], trials=1,
@@ -159,12 +155,8 @@ def eval_part(args, size, device) -> float:
     warm = config.model_copy(update={"num_samples": 2})  # first-call allocations and lazy imports
     harness(warm, lmm, prepare(warm, lmm))
     n = sum(len(p.eval.records) * len(conditions(config, p.task.name)) for p in plans)
-    t = time.perf_counter()
-    harness(config, lmm, plans)
-    h = time.perf_counter() - t
-    t = time.perf_counter()
-    per_item_loop(config, lmm, plans)
-    loop = time.perf_counter() - t
+    h, _ = timed(lambda: harness(config, lmm, plans))
+    loop, _ = timed(lambda: per_item_loop(config, lmm, plans))
     print(f"eval: {n} easy-VQA predictions, 4 shots: run_eval {n / h:.2f} items/s, per-item loop {n / loop:.2f} items/s",
           flush=True)
     return loop / h
@@ -172,7 +164,7 @@ def eval_part(args, size, device) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=sorted(gpu.SIZES), default="of3b")
+    parser.add_argument("--size", choices=sorted(OF3B_SIZES), default="of3b")
     parser.add_argument("--parts", default="train,generate,eval")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant (interleaved)")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
@@ -181,12 +173,12 @@ def main() -> None:
     parts = set(args.parts.split(","))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    peak = next((v for k, v in gpu.PEAK_BF16.items() if k in name), float("nan"))
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), float("nan"))
     print(f"device: {name}; torch {torch.__version__}; size {args.size}", flush=True)
     start = time.perf_counter()
     head = []
     if "train" in parts:
-        tr = train_part(args, gpu.SIZES[args.size], device, peak)
+        tr = train_part(args, OF3B_SIZES[args.size], device, peak)
         best = {n: max(v for (m, _), v in tr["mfu"].items() if m == n) for n in (8, 1)}
         mfu = f"MFU 8 pairs {best[8]:.1%}, 1 pair {best[1]:.1%}" if peak == peak else "MFU n/a (no GPU peak)"
         head += [mfu, f"shared-prefix vs naive {tr['ratio'][8]:.2f}x"]
@@ -194,7 +186,7 @@ def main() -> None:
         ratio = generate_part(args, device)
         head.append(f"generation {ratio:.2f}x" if ratio else "generation not run")
     if "eval" in parts:
-        head.append(f"eval {eval_part(args, gpu.SIZES[args.size], device):.2f}x")
+        head.append(f"eval {eval_part(args, OF3B_SIZES[args.size], device):.2f}x")
     print(f"total {time.perf_counter() - start:.0f} s", flush=True)
     print(f"gpu benchmark ({args.size}, {name}): {'; '.join(head)}")
 

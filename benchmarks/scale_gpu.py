@@ -6,11 +6,11 @@
 
 Each engine runs in its own ``accelerate launch --config_file configs/accelerate/<engine>.yaml`` (the shipped
 configs; bf16 on GPUs, fp32 on CPU) of this file with ``--worker``: the training loop's own accelerator set-up
-(`train.setup.make_accelerator`, `train.sharding`), the model of benchmarks/dpo_step_gpu.py (random weights with
-OpenFlamingo-3B's shapes; OpenFlamingo's trainable set), ``--pairs`` pairs per step of 1024-token contexts with
-8 images, precomputed reference log-probs, AdamW. Step time is the median over the timed steps (after two
-warm-up steps); peak memory is ``torch.cuda.max_memory_allocated`` on GPU 0 (the CPU run prints the process's
-peak RSS instead). On one GPU nothing is sharded: the table shows each engine's overhead; memory savings need
+(`train.setup.make_accelerator`, `train.sharding`), the model of benchmarks/dpo_step_gpu.py
+(``common.build_of3b``: random weights with OpenFlamingo-3B's shapes; OpenFlamingo's trainable set), ``--pairs``
+pairs per step of 1024-token contexts with 8 images, precomputed reference log-probs, AdamW. Step time is the
+median over the timed steps (after two warm-up steps); peak memory is ``torch.cuda.max_memory_allocated`` on
+GPU 0 (the CPU run prints the process's peak RSS instead). On one GPU nothing is sharded: the table shows each engine's overhead; memory savings need
 ``--gpus`` > 1. The last line is the headline: FSDP2's and ZeRO-3's peak memory and step time against DDP.
 """
 
@@ -25,43 +25,34 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "src"))
+from common import OF3B_SIZES, ROOT, build_of3b, maxrss_gib, optimizer, pairs, peak_gib, reset_peak, timed
 
 ENGINES = {"DDP": "ddp.yaml", "FSDP2": "fsdp.yaml", "ZeRO-2": "deepspeed_zero2.yaml", "ZeRO-3": "deepspeed_zero3.yaml"}
 
 
 def worker(args) -> None:
     """Run the DPO steps under the launcher's engine; write {'step_s', 'peak_gib'} to ``args.out`` (rank 0)."""
-    from dpo_step_gpu import SIZES, build, pairs, peak_gib, reset_peak, sync
     from symdpo.train import sharding
     from symdpo.train.losses import symdpo_loss
-    from symdpo.train.params import adamw
     from symdpo.train.scorer import Scorer
     from symdpo.train.setup import make_accelerator
 
     gpu = torch.cuda.is_available()
     acc = make_accelerator(SimpleNamespace(precision="bf16" if gpu else "no", accumulation_steps=lambda n: 1))
-    size = SIZES[args.size]
+    size = OF3B_SIZES[args.size]
     with sharding.model_loading(acc):
-        lmm = build(size, acc.device, dtype="bfloat16" if gpu else "float32")
+        lmm = build_of3b(size, acc.device, dtype="bfloat16" if gpu else "float32")
     data, _ = pairs(lmm, args.pairs, size["context"], size["image_size"])
-    opt = adamw(lmm.groups, lr=1e-5, fused=gpu)
+    opt = optimizer(lmm, fused=gpu)
     scorer, opt, params = sharding.prepare(acc, lmm, Scorer(lmm), opt, micro_batch_size=args.pairs)
     contexts, chosen, rejected = data
-    times = []
-    reset_peak(acc.device)
-    for i in range(args.steps + 2):
-        sync(acc.device)
-        start = time.perf_counter()
+
+    def one_step() -> None:
         pc, pr, nc, nr = scorer(contexts, chosen, rejected)
         rc, rr = pc.detach() - 0.1, pr.detach() + 0.1  # stands for the stored reference log-probs
         loss = symdpo_loss(pc.float(), pr.float(), rc.float(), rr.float(), nc, nr).loss
@@ -69,10 +60,10 @@ def worker(args) -> None:
         acc.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        sync(acc.device)
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    peak = peak_gib(acc.device) if gpu else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+    reset_peak(acc.device)
+    times = [timed(one_step, acc.device)[0] for _ in range(args.steps + 2)][2:]  # the first two: warm-up
+    peak = peak_gib(acc.device) if gpu else maxrss_gib(resource.getrusage(resource.RUSAGE_SELF))
     if acc.is_main_process:
         Path(args.out).write_text(json.dumps({"step_s": statistics.median(times), "peak_gib": peak,
                                               "distributed": acc.distributed_type.name}))

@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 
 import torch
 from PIL import Image
 
+from common import timed
 from symdpo.eval.images import blank_image
 from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo, load_tokenizer
 from symdpo.models.flamingo.presets import TINY_CLIP, TINY_LLAMA, TINY_XATTN
@@ -202,9 +202,9 @@ def main() -> None:
         parity(args.device, args)
     final = {}
     for gate in args.gates:
-        t0 = time.perf_counter()
-        final[gate] = train(gate, args)[-1]
-        print(f"  gates {gate}: {time.perf_counter() - t0:.0f} s")
+        seconds, rows = timed(lambda gate=gate: train(gate, args))
+        final[gate] = rows[-1]
+        print(f"  gates {gate}: {seconds:.0f} s")
     (a, b) = args.gates
     print(f"symbol-matching accuracy after {args.steps} steps, gates from {b} vs {a}: "
           f"{final[b][2]:.1f}% vs {final[a][2]:.1f}% (blank demo images {final[b][3]:.1f}% vs {final[a][3]:.1f}%; "

@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "eval_throughput.py
 @pytest.mark.slow
 @pytest.mark.parametrize("family, cache", [("flamingo", "feature cache"), ("qwen2-vl", "image cache")])
 def test_eval_throughput_benchmark_runs_and_agrees(monkeypatch, capsys, family, cache):
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # as when run as a script: its folder's common.py importable
     spec = importlib.util.spec_from_file_location("_eval_throughput_bench", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
