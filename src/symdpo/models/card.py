@@ -8,7 +8,6 @@ so ``symdpo model push`` uploads a folder the hub renders as is.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -67,13 +66,9 @@ def render(*, name: str, base: str | None, family: str, train_config: dict[str, 
 
 
 def write_card(folder: str | Path, *, base: str | None, family: str, train_config: dict[str, Any],
-               data_path: str | Path | None) -> Path:
-    """Write ``folder``/README.md for a fine-tune trained with ``train_config`` on ``data_path``; return it."""
+               manifest: dict[str, Any] | None) -> Path:
+    """Write ``folder``/README.md for a fine-tune trained with ``train_config`` on data with ``manifest``; return it."""
     folder = Path(folder)
-    manifest = None
-    if data_path is not None:
-        found = Path(f"{data_path}.manifest.json")
-        manifest = json.loads(found.read_text()) if found.is_file() else None
     path = folder / CARD
     name = folder.parent.name if folder.name == "final" else folder.name  # a run's final/: the run's name
     write_text(path, render(name=name, base=base, family=family, train_config=train_config,

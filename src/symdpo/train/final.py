@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from symdpo.data.manifest import read_manifest
 from symdpo.models import card
 from symdpo.train import sharding
 from symdpo.train.objective import Objective
@@ -23,7 +24,7 @@ def save_final(s: Setup, objective: Objective) -> Path | None:
         final = out / "final"
         s.lmm.save_finetune(final)  # trained rows and adapters merged; trainable weights over the base
         card.write_card(final, base=s.lmm.source or s.cfg.model.name, family=s.lmm.family,
-                        train_config=s.cfg.model_dump(mode="json"), data_path=s.cfg.data.path)
+                        train_config=s.cfg.model_dump(mode="json"), manifest=read_manifest(s.cfg.data.path))
     if s.cfg.logging.plot:
         plot_curves(out / "metrics.jsonl", out / "curves.png", objective.plot_keys)
     return final
