@@ -124,8 +124,8 @@ def test_flamingo_preset_names_its_first_missing_backbone(no_hub):
 
 
 def test_hub_repos_leave_out_config_dicts_and_local_dirs(tmp_path):
-    from symdpo.models.flamingo.build import hub_repos
-    from symdpo.models.flamingo.presets import CLIP_L14, preset_config
+    from symdpo.models.flamingo.build import hub_repos, preset_config
+    from symdpo.models.flamingo.presets import CLIP_L14
 
     assert hub_repos(preset_config("tiny")) == []
     assert hub_repos(preset_config("openflamingo-3b")) == ["anas-awadalla/mpt-1b-redpajama-200b", CLIP_L14]

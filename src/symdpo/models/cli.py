@@ -44,9 +44,8 @@ def convert(
     preset: str = typer.Option("openflamingo-3b-instruct", help="architecture the checkpoint belongs to"),
 ) -> None:
     """Load an OpenFlamingo ``checkpoint.pt`` strictly onto a preset's architecture and save it in our format."""
-    from symdpo.models.flamingo.build import build_flamingo
+    from symdpo.models.flamingo.build import build_flamingo, preset_config
     from symdpo.models.flamingo.checkpoints import load_openflamingo_checkpoint
-    from symdpo.models.flamingo.presets import preset_config
 
     cfg = preset_config(preset)
     lmm = build_flamingo(cfg)

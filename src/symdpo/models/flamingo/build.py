@@ -8,8 +8,10 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, CLIPVisionConfig, CLIPVisionModel
 
+from symdpo.models.errors import UnknownModelError
 from symdpo.models.flamingo.lmm import FlamingoLMM
 from symdpo.models.flamingo.model import Flamingo
+from symdpo.models.flamingo.presets import CLIP_L14, PRESETS, smollm2_gguf
 from symdpo.models.flamingo.tokens import END_OF_CHUNK, IMAGE_TOKEN, add_flamingo_tokens
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -26,7 +28,7 @@ class FlamingoConfig(BaseModel):
     lm_format: Literal["hf", "mosaicgpt", "gguf"] = "hf"
     lm_gguf_file: str | None = None
     tokenizer: str | None = None  # defaults to ``lm`` when that is a path; "tiny" trains one on the fly
-    vision: str | dict[str, Any] = "openai/clip-vit-large-patch14"
+    vision: str | dict[str, Any] = CLIP_L14
     cross_attn_every_n_layers: int = 1
     perceiver_depth: int = 6
     perceiver_heads: int = 8
@@ -186,3 +188,13 @@ def _local_dir(name: str) -> str:
     from huggingface_hub import snapshot_download
 
     return snapshot_download(name)
+
+
+def preset_config(name: str):
+    """Return the FlamingoConfig of a preset."""
+    if name not in PRESETS:
+        raise UnknownModelError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
+    fields = dict(PRESETS[name].flamingo)
+    if fields.get("lm") == "smollm2":
+        fields["lm"], fields["lm_gguf_file"] = smollm2_gguf()
+    return FlamingoConfig(**fields)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo, hub_repos
+from symdpo.models.flamingo.build import FlamingoConfig, build_flamingo, hub_repos, preset_config
 from symdpo.models.flamingo.checkpoints import load_openflamingo_checkpoint
 from symdpo.models.flamingo.io import load_strict, read_config
 from symdpo.models.flamingo.lmm import FlamingoLMM
-from symdpo.models.flamingo.presets import CHECKPOINT_FILE, PRESETS, preset_config
+from symdpo.models.flamingo.presets import CHECKPOINT_FILE, PRESETS
 from symdpo.models.hub import hub_access
 
 _NOT_CONFIG = ("architectures", "transformers_version", "dtype", "torch_dtype")

@@ -89,17 +89,3 @@ def smollm2_gguf() -> tuple[str, str]:
     if not files:
         raise UnknownModelError(f"no .gguf file inside {root}")
     return str(files[0].parent), files[0].name
-
-
-def preset_config(name: str):
-    """Return the FlamingoConfig of a preset."""
-    from symdpo.models.flamingo.build import FlamingoConfig
-
-    if name not in PRESETS:
-        raise UnknownModelError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
-    fields = dict(PRESETS[name].flamingo)
-    if fields.get("lm") == "smollm2":
-        fields["lm"], fields["lm_gguf_file"] = smollm2_gguf()
-    return FlamingoConfig(**fields)
-
-
