@@ -200,3 +200,22 @@ def test_packed_run_follows_the_unpacked_run(pairs, tmp_path):
 def test_packing_needs_the_shared_prefix(pairs, tmp_path):
     with pytest.raises(ValueError, match="max_tokens_per_batch packs shared-prefix trees"):
         tiny_cfg(pairs, tmp_path, "data.max_tokens_per_batch=512", "dpo.shared_prefix=false")
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-smolvlm", "tiny-qwen2-vl", "tiny-llava-onevision"])
+def test_loss_normaliser_counts_the_tokens_scoring_scores(pairs, tmp_path, name):
+    """The SFT term's normaliser, counted before the step from text alone, equals the answer tokens the scorer
+    then scores after each context: compared with the counts of the model's own pair scoring, in the family's
+    native format (a chat cue's space moves to the answer)."""
+    from symdpo.train.dpo import DPOObjective
+    from symdpo.train.setup import setup
+
+    cfg = tiny_cfg(pairs, tmp_path / "run", f"model.name={name}", "data.prompt_style=native")
+    s = setup(cfg)
+    indices = list(range(6))
+    examples = [s.dataset[i] for i in indices]
+    with torch.no_grad():
+        _, _, chosen_tokens, _ = s.lmm.pair_logps([e.context for e in examples], [e.chosen for e in examples],
+                                                  [e.rejected for e in examples])
+    totals = DPOObjective(cfg, s).denominators(indices)
+    assert totals["tokens"] == int(chosen_tokens.sum())

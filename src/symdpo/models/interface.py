@@ -150,8 +150,8 @@ class InterleavedModel(ABC):
             return self.answer_logps(contexts, answers)[0]
 
     @abstractmethod
-    def answer_token_counts(self, answers: list[str]) -> list[int]:
-        """Return each answer's token count tokenized alone (the loss normaliser; scoring's, give or take a chat cue's space)."""
+    def answer_token_counts(self, answers: list[str], contexts: list[Context] | None = None) -> list[int]:
+        """Return how many tokens each answer scores after its context (the loss normaliser; text is enough)."""
 
     @abstractmethod
     def generate(self, contexts: list[Context], *, max_new_tokens: int = 20, num_beams: int = 1,

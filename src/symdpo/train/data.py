@@ -74,6 +74,11 @@ class RecordDataset:
         """Return (chosen, rejected) answers of record ``i`` as scored (with the end marker), without images."""
         return render_record(self.records[i], self.prompts, end_of_chunk=self.end_of_chunk)[2:]
 
+    def query_text(self, i: int) -> str:
+        """Return the text after record ``i``'s last image: what its answers are read after, without images."""
+        text = render_record(self.records[i], self.prompts, end_of_chunk=self.end_of_chunk)[0]
+        return text.rsplit(self.prompts["vqa"].image_marker, 1)[-1]
+
     def group(self, i: int) -> str:
         """Return the metrics group of record ``i``: its rejected type, or its kind for SFT records."""
         rec = self.records[i]
@@ -132,6 +137,11 @@ class ConversationDataset(RecordDataset):
     def answers(self, i: int) -> tuple[str, str]:
         conv = self.records[i]
         return conv.chosen + self.end_of_chunk, conv.rejected + self.end_of_chunk
+
+    def query_text(self, i: int) -> str:
+        """Return the text after row ``i``'s last image: what its answers are read after, without images."""
+        text = render_turns(self.prompts, self.records[i].turns, end_of_chunk=self.end_of_chunk)
+        return text.rsplit(self.prompts["vqa"].image_marker, 1)[-1]
 
     def group(self, i: int) -> str | None:
         """Return the metrics group of row ``i``: the export's rejected type, None for other data."""

@@ -17,10 +17,10 @@ from symdpo.train.reference import fingerprint, precompute, reference_path
 from symdpo.train.setup import Setup, setup
 
 
-def answer_tokens(lmm, answers: list[str]) -> int:
-    """Return the token count of ``answers`` tokenized alone: the loss normaliser (a chat format's scored
-    answer, read after its cue, can differ by the token of the moved space; models/hf/adapter.py)."""
-    return sum(lmm.answer_token_counts(answers))
+def answer_tokens(lmm, dataset, indices: list[int], answers: list[str]) -> int:
+    """Return how many tokens ``answers`` of records ``indices`` score, each read after its record's context
+    (the loss normaliser: the count scoring will give, known before the step's first forward)."""
+    return sum(lmm.answer_token_counts(answers, [[dataset.query_text(i)] for i in indices]))
 
 
 class DPOObjective:
@@ -35,7 +35,7 @@ class DPOObjective:
 
     def denominators(self, indices: list[int]) -> dict[str, float]:
         chosen = [self.s.dataset.answers(i)[0] for i in indices]
-        return {"pairs": len(indices), "tokens": answer_tokens(self.s.lmm, chosen)}
+        return {"pairs": len(indices), "tokens": answer_tokens(self.s.lmm, self.s.dataset, indices, chosen)}
 
     def reference(self, indices: list[int], examples) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the reference (chosen, rejected) log-probs of a micro-batch."""

@@ -23,7 +23,7 @@ class SFTObjective:
 
     def denominators(self, indices: list[int]) -> dict[str, float]:
         targets = [self.s.dataset.answers(i)[0] for i in indices]
-        return {"tokens": answer_tokens(self.s.lmm, targets)}
+        return {"tokens": answer_tokens(self.s.lmm, self.s.dataset, indices, targets)}
 
     def micro_step(self, scorer, indices, totals, world):
         ex = [self.s.dataset[i] for i in indices]

@@ -220,8 +220,9 @@ class FlamingoLMM(TrainableModel):
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=False)
         return [_strip_generated(t, self.tokenizer) for t in texts]
 
-    def answer_token_counts(self, answers: list[str]) -> list[int]:
-        """Return how many tokens each answer scores (tokenized alone, as scoring does)."""
+    def answer_token_counts(self, answers: list[str], contexts: list[Context] | None = None) -> list[int]:
+        """Return how many tokens each answer scores (tokenized alone, as OpenFlamingo scores it: ``contexts``
+        change nothing)."""
         return [len(self.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
 
     def prompt_format(self, kind: str, style: str | None = None) -> PromptFormat:

@@ -233,9 +233,10 @@ class HFInterleavedLMM(TrainableModel):
                 text = text.replace(special, "")
         return text
 
-    def answer_token_counts(self, answers: list[str]) -> list[int]:
-        """Return each answer's token count tokenized alone (scoring's, give or take a cue's moved space)."""
-        return [len(self.encoder.answer_ids(a)) for a in answers]
+    def answer_token_counts(self, answers: list[str], contexts: list[Context] | None = None) -> list[int]:
+        """Return how many tokens each answer scores after its context (alone when None), as scoring reads it."""
+        contexts = contexts if contexts is not None else [None] * len(answers)
+        return [len(self.encoder.answer_ids(a, c)) for a, c in zip(answers, contexts, strict=True)]
 
     def image_cache(self):
         """Return a context (no gradients) in which each distinct image is processed and encoded once."""
