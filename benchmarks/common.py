@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(1, str(ROOT / "src"))
 
+from symdpo.models.prompts import AGNOSTIC_END as EOC  # noqa: E402  (light: no torch; needs src/ on the path)
 
 # --- the headline ------------------------------------------------------------------------------------------
 
@@ -125,7 +126,6 @@ def maxrss_gib(usage: resource.struct_rusage) -> float:
 
 # --- the DPO step on OpenFlamingo-3B's shapes --------------------------------------------------------------
 
-EOC = "<|endofchunk|>"
 VOCAB = 50280  # MPT-1B's vocabulary
 # "of3b": OpenFlamingo-3B's shapes (CLIP ViT-L/14, MPT-1B, 6-layer perceiver); "tiny": the same code on a CPU
 OF3B_SIZES = {

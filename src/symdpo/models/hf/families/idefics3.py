@@ -19,6 +19,8 @@ from symdpo.models.hf.families.parts import (
     processor_with,
 )
 
+IMAGE = "<image>"  # the processor's image token, standing for one image in its text
+
 
 def end_of_utterance_formats(prefix: str = "") -> dict:
     """Return the Idefics2/3 chat template's vqa and caption formats (``prefix``: the BOS it writes)."""
@@ -36,12 +38,12 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
     """Idefics3 (``variant="smolvlm"``: SmolVLM's classes): 4 image tokens per image after the pixel shuffle."""
     import transformers as tf
 
-    tok = tiny.tokenizer(["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"])
+    tok = tiny.tokenizer(["<fake_token_around_image>", IMAGE, "<end_of_utterance>", "<global-img>"])
     ip = tf.Idefics3ImageProcessorPil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
     processor = tf.Idefics3Processor(ip, tok, image_seq_len=4)
     cls = tf.SmolVLMConfig if variant == "smolvlm" else tf.Idefics3Config
     cfg = cls(text_config=dict(model_type="llama", **tiny.text_config(tok)), vision_config=tiny.VISION,
-              scale_factor=2, image_token_id=tok.convert_tokens_to_ids("<image>"), tie_word_embeddings=False)
+              scale_factor=2, image_token_id=tok.convert_tokens_to_ids(IMAGE), tie_word_embeddings=False)
     model = "SmolVLMForConditionalGeneration" if variant == "smolvlm" else "Idefics3ForConditionalGeneration"
     return tiny.Tiny(processor, cfg, model)
 
@@ -51,11 +53,11 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
 FAMILY = Family(
     name="idefics3", model_types=("idefics3", "smolvlm"),
     model_classes=("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"),
-    processor_class="Idefics3Processor", image_processor_class="Idefics3ImageProcessorPil", image_token="<image>",
-    placeholder="<image>", end_markers=("<end_of_utterance>",),
+    processor_class="Idefics3Processor", image_processor_class="Idefics3ImageProcessorPil", image_token=IMAGE,
+    placeholder=IMAGE, end_markers=("<end_of_utterance>",),
     prompts={"idefics3": end_of_utterance_formats("<|begin_of_text|>"), "smolvlm": end_of_utterance_formats("<|im_start|>")},
     default_policy="lora", lora_targets=ATTENTION, vision="model.vision_model", connector=("model.connector",),
-    xattn=(), lm="model.text_model", encode=encode_with("<image>", nested=True), collate=collate_nested,
+    xattn=(), lm="model.text_model", encode=encode_with(IMAGE, nested=True), collate=collate_nested,
     prefill_once=True, pack=pack_nested, build_processor=processor_with("image_seq_len", 169), processor_sizes=sizes,
     processor_keys=("image_seq_len",), tiny=tiny_model,
 )

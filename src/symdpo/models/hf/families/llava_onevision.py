@@ -20,7 +20,8 @@ from symdpo.models.hf.families.parts import ATTENTION, QWEN_VQA, chat_formats, e
 
 PROMPTS = chat_formats("<|im_start|>user\n", "<|im_end|>\n", "<|im_start|>assistant\n",
                        vqa="\n{question}\n" + QWEN_VQA, caption="\nDescribe the image in one sentence.")
-KEYS = ("num_image_tokens", "vision_feature_select_strategy", "vision_aspect_ratio")
+KEYS = ("num_image_tokens", "vision_feature_select_strategy", "vision_aspect_ratio")  # saved with a full save
+IMAGE = "<image>"  # the processor's image token, standing for one image in its text
 
 
 def _images(rows: list[dict]) -> dict:
@@ -63,13 +64,13 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
     """LLaVA-OneVision: 32-px tiles of 16 tokens, AnyRes up to 2x2 tiles, a Qwen2 LM."""
     import transformers as tf
 
-    tok = tiny.tokenizer(["<image>", "<video>", "<|im_start|>", "<|im_end|>"])
+    tok = tiny.tokenizer([IMAGE, "<video>", "<|im_start|>", "<|im_end|>"])
     grid = [[32, 32], [32, 64], [64, 32], [64, 64]]
     ip = tf.LlavaOnevisionImageProcessorPil(size={"height": 32, "width": 32}, crop_size={"height": 32, "width": 32},
                                             image_grid_pinpoints=grid)
     vision = dict(tiny.VISION, model_type="siglip_vision_model")
     cfg = tf.LlavaOnevisionConfig(text_config=dict(model_type="qwen2", **tiny.text_config(tok)), vision_config=vision,
-                                  image_token_id=tok.convert_tokens_to_ids("<image>"),
+                                  image_token_id=tok.convert_tokens_to_ids(IMAGE),
                                   video_token_id=tok.convert_tokens_to_ids("<video>"), image_grid_pinpoints=grid,
                                   vision_feature_select_strategy="full", vision_feature_layer=-1,
                                   tie_word_embeddings=False)
@@ -80,8 +81,8 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
 FAMILY = Family(
     name="llava_onevision", model_types=("llava_onevision",), model_classes=("LlavaOnevisionForConditionalGeneration",),
     processor_class="LlavaOnevisionProcessor", image_processor_class="LlavaOnevisionImageProcessorPil",
-    image_token="<image>", placeholder="<image>", end_markers=("<|im_end|>",), prompts={"llava_onevision": PROMPTS},
+    image_token=IMAGE, placeholder=IMAGE, end_markers=("<|im_end|>",), prompts={"llava_onevision": PROMPTS},
     default_policy="lora", lora_targets=ATTENTION, vision="model.vision_tower", connector=("model.multi_modal_projector",),
-    xattn=(), lm="model.language_model", encode=encode_with("<image>", nested=True), collate=collate, pack=pack,
+    xattn=(), lm="model.language_model", encode=encode_with(IMAGE, nested=True), collate=collate, pack=pack,
     build_processor=build_processor, processor_sizes=sizes, processor_keys=KEYS, tiny=tiny_model,
 )
