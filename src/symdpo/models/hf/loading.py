@@ -64,7 +64,7 @@ def load_hf_dir(path: str | Path, *, dtype: str | None = None, trust_remote_code
             raise ValueError(f"{path} is a fine-tune over {meta['base']}: load it through symdpo.models.registry")
         lmm = load_base(meta["base"], dtype=dtype)
         source = path / "trainable.safetensors"
-        # saves written before the model seam named parameters under an "hf." wrapper prefix
+        # a save in the earlier format names parameters under an "hf." wrapper prefix: both are read
         state = {k.removeprefix("hf."): v for k, v in load_file(source).items()}
         params = dict(lmm.hf.named_parameters())
         unknown = [k for k in state if k not in params or params[k].shape != state[k].shape]
