@@ -34,9 +34,11 @@ def repeated_records(base: Path, out: Path, n: int) -> Path:
         for i in range(n):
             row = dict(rows[i % len(rows)], id=f"{rows[i % len(rows)]['id']}#{i}")
             f.write(json.dumps(row) + "\n")
-    manifest = json.loads(Path(f"{base}.manifest.json").read_text())
+    from symdpo.data.manifest import manifest_path, read_manifest
+
+    manifest = read_manifest(base)
     manifest["counts"]["records"] = n
-    Path(f"{out}.manifest.json").write_text(json.dumps(manifest))
+    manifest_path(out).write_text(json.dumps(manifest))
     return out
 
 

@@ -7,10 +7,13 @@ loading (``data.images``) too.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -53,6 +56,7 @@ def _clip_one(img: Image.Image, size: int) -> np.ndarray:
 
 def preprocess_clip(images: Sequence[Image.Image], size: int = 224) -> torch.Tensor:
     """Return the CLIP pixel batch (N, 3, size, size) float32 of PIL images (OpenAI mean/std)."""
+    import torch  # here: the CLI imports this module, and most commands need no torch
     if not images:
         return torch.empty(0, 3, size, size)
     return torch.from_numpy(np.stack([_clip_one(img, size) for img in images]))

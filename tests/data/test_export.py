@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from symdpo.data.cli import app
 from symdpo.data.export import export
 from symdpo.data.images import load_image
+from symdpo.data.manifest import manifest_image_root
 from symdpo.data.recordio import read_records
 
 # the published Qwen2-VL chat template, kept outside the project (see ../shared/chat_templates/SOURCES.md)
@@ -42,7 +43,7 @@ def pairs(tmp_path_factory) -> Path:
 
 
 def _image_root(records: Path) -> Path:
-    return Path(json.loads(Path(f"{records}.manifest.json").read_text())["source"]["image_root"])
+    return manifest_image_root(records)
 
 
 def test_trl_dpo_trainer_trains_on_the_export_and_sees_the_records(pairs, tmp_path):

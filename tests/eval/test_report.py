@@ -28,7 +28,7 @@ from symdpo.eval.report import write_reports
 from symdpo.eval.report.cells import condition_of
 from symdpo.eval.report.compare import compare
 from symdpo.eval.report.figures import drops_figure
-from symdpo.eval.report.stats import T_CRITICAL, drops, significance
+from symdpo.eval.report.stats import drops, significance, t_critical
 from symdpo.eval.report.tables import latex, latex_escape, markdown
 from symdpo.eval.runner import eval_records
 from symdpo.eval.tasks import get_task, single_answer_metric, vqa_metric
@@ -276,10 +276,11 @@ def test_drops_match_numpy_and_the_png_is_a_sane_figure(tmp_path) -> None:
 
 
 def test_t_critical_values() -> None:
-    """Compared against: scipy's Student t quantile t.ppf(0.975, df)."""
-    from scipy import stats
-
-    assert T_CRITICAL == pytest.approx([stats.t.ppf(0.975, df) for df in range(1, 31)], abs=6e-4)
+    """Compared against: the published two-sided 5% table of Student's t (e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2),
+    three decimals; a fractional (Welch) df lies between its neighbours."""
+    table = {1: 12.706, 2: 4.303, 3: 3.182, 5: 2.571, 10: 2.228, 20: 2.086, 30: 2.042}
+    assert [t_critical(df) for df in table] == pytest.approx(list(table.values()), abs=6e-4)
+    assert t_critical(3) > t_critical(3.5) > t_critical(4)
 
 
 def _run(tmp_path, name, cells):

@@ -9,8 +9,6 @@ values below are worked out by hand from those rules, not by running symdpo.
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from vlicl_fixtures import write_all
 
@@ -210,7 +208,7 @@ def test_seeded_selection_is_per_item(data) -> None:
     _, first = _contexts(data, "vlicl-textocr", [2])
     _, again = _contexts(data, "vlicl-textocr", [2])
     assert [[d.id for d in r[2]] for r in first] == [[d.id for d in r[2]] for r in again]
-    assert random.Random("42/x").random() == random.Random("42/x").random()
+    assert len({tuple(d.id for d in r[2]) for r in first}) > 1  # each item draws its own demonstrations
 
 
 def test_bad_input_is_one_line(data, tmp_path) -> None:

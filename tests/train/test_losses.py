@@ -114,8 +114,6 @@ def test_symdpo_loss_equals_trl_weighted_sum_with_sft(tok, models, scored, loss_
     (pc, pr, nc, nr), (rc, rr, _, _) = scored
     got = symdpo_loss(pc, pr, rc, rr, nc, nr, beta=0.1, loss_type=loss_type, sft_weight=0.7)
     assert got.loss.item() == pytest.approx(want, rel=1e-5)  # a loss: relative
-    alone = symdpo_loss(pc, pr, rc, rr, nc, nr, beta=0.1, loss_type=loss_type, sft_weight=0.0).loss
-    assert got.loss.item() - alone.item() == pytest.approx(0.7 * sft_loss(pc, nc).item(), rel=1e-5)
 
 
 def test_metrics_equal_trl_and_group_breakdown(tok, models, scored, tmp_path):

@@ -139,14 +139,13 @@ def _records(opts: BuildOptions, examples: Iterator, root: Path, progress: Progr
                                                        counts, symbol_images=opts.sft_symbol_images,
                                                        copy_fraction=opts.sft_copy_fraction)
                                        for part, seed in zip(parts, seeds, strict=True)]), len(pool)
-    encoder = None
-    if opts.demos == "rices":
+    features = None
+    if opts.demos == "rices":  # one row per image of the pool's table, which every part shares (VQAPool.keep)
         from symdpo.data.retrieval import embed_images, load_retrieval_encoder
 
         encoder = load_retrieval_encoder(opts.retrieval_encoder)
-    builders = [SymbolBuilder(part, vocab, opts.symbols, seed, counts=counts,
-                              features=None if encoder is None else
-                              embed_images(encoder, root, list(part.images), cache_dir=opts.feature_cache))
+        features = embed_images(encoder, root, list(pool.images), cache_dir=opts.feature_cache)
+    builders = [SymbolBuilder(part, vocab, opts.symbols, seed, counts=counts, features=features)
                 for part, seed in zip(parts, seeds, strict=True)]
     return PreferenceRecord, _interleave([b.records() for b in builders]), len(pool)
 

@@ -12,6 +12,7 @@ sets follow VL-ICL's distribution but not its exact draws (those depend on its g
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 from symdpo.data.sources.vlicl import DOWNLOAD_HINT, FOLDERS, HUB_ID, OPERATOR_INDEX, VLICLRecord, read_vlicl
 from symdpo.eval.errors import EvalError
 
-__all__ = ["FOLDERS", "VLICLRecord", "check_shots", "demos_per_shot", "read_vlicl", "resolve_root", "select_demos"]
+__all__ = ["FOLDERS", "VLICLRecord", "check_shots", "read_vlicl", "resolve_root", "select_demos"]
 
 OPEN_MI_QUESTION = "This is a"  # the question of every open_mi demonstration (select_demonstration)
 OPEN_MI_MAX_SHOTS = 5  # each class of an open_mi query has 5 support images
@@ -45,6 +46,7 @@ def resolve_root(value: str | None, task: str) -> Path:
                     + DOWNLOAD_HINT)
 
 
+@functools.cache  # one snapshot per process: every split of every task reads it
 def download(repo_id: str, folder: str) -> Path:
     """Return the local snapshot of ``repo_id`` with ``folder``'s JSON files and unzipped images (needs the hub)."""
     import zipfile
@@ -65,11 +67,6 @@ def download(repo_id: str, folder: str) -> Path:
 
 
 # --- demonstration selection --------------------------------------------------------------------------------
-
-
-def demos_per_shot(task: str) -> int:
-    """Return how many demonstrations one shot means: 2 for open_mi (one per class) and matching_mi (same + diff)."""
-    return 2 if FOLDERS[task] in ("open_mi", "matching_mi") else 1
 
 
 def check_shots(task: str, shots: int, pool: Sequence[VLICLRecord], queries: Sequence[VLICLRecord]) -> None:

@@ -12,21 +12,22 @@ Parity (the default) scores exactly as the published evaluator:
 * matching_mi: gold "yes" is right when "yes" appears anywhere in the lowercased text, gold "no" when it does
   not (empty or garbage output counts as "no").
 
-``VLICL_FIXES`` names the corrections (``--vlicl-fixes``); each changes one rule and nothing else.
+``VLICLFix`` names the corrections (``--vlicl-fixes``); each changes one rule and nothing else.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Literal, get_args
+from typing import Any, Literal
+
+from symdpo.eval.metrics.vqa_accuracy import percent_of
 
 # signed-numbers: operator answers may carry a minus sign (-?\d+);
 # strict-yes-no: matching_mi's first word must be "yes" or "no" (letters only, any case);
 # keep-decimals: "." cuts only where it ends a sentence (followed by a space or the end), so 3.5 and WWW.X.COM stay;
 # strip-after-cut: whitespace before the cut point is stripped too ("dax ." -> "dax")
 VLICLFix = Literal["signed-numbers", "strict-yes-no", "keep-decimals", "strip-after-cut"]
-VLICL_FIXES: tuple[str, ...] = get_args(VLICLFix)
 
 _SENTENCE_END = re.compile(r"\.(?=\s|$)")
 
@@ -71,6 +72,6 @@ def vlicl_metric(folder: str) -> Any:
             raise KeyError(f"{len(missing)} records have no prediction, e.g. {missing[:3]}")
         items = [float(score_one(folder, predictions[r.id], r.answer, vlicl_fixes)) for r in records]
         name = "vlicl-parity" if not vlicl_fixes else "vlicl+" + "+".join(sorted(vlicl_fixes))
-        return {"score": 100.0 * sum(items) / len(items) if items else 0.0, "metric": name, "per_item": items}
+        return {"score": percent_of(items) if items else 0.0, "metric": name, "per_item": items}
 
     return metric

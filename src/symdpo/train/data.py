@@ -70,14 +70,19 @@ class RecordDataset:
         return Example(rec.id, to_interleaved(text, [self._image(p) for p in images], marker), chosen, rejected,
                        self.group(i))
 
+    def render(self, i: int) -> tuple[str, str, str | None]:
+        """Return record ``i``'s prompt text (image markers where its images stand), chosen and rejected answers."""
+        text, _, chosen, rejected = render_record(self.records[i], self.prompts, end_of_chunk=self.end_of_chunk)
+        return text, chosen, rejected
+
     def answers(self, i: int) -> tuple[str, str | None]:
         """Return (chosen, rejected) answers of record ``i`` as scored (with the end marker), without images."""
-        return render_record(self.records[i], self.prompts, end_of_chunk=self.end_of_chunk)[2:]
+        return self.render(i)[1:]
 
-    def query_text(self, i: int) -> str:
-        """Return the text after record ``i``'s last image: what its answers are read after, without images."""
-        text = render_record(self.records[i], self.prompts, end_of_chunk=self.end_of_chunk)[0]
-        return text.rsplit(self.prompts["vqa"].image_marker, 1)[-1]
+    def scored_text(self, i: int) -> tuple[str, str]:
+        """Return (the text after record ``i``'s last image, its chosen answer): what the answer is read after."""
+        text, chosen, _ = self.render(i)
+        return text.rsplit(self.prompts["vqa"].image_marker, 1)[-1], chosen
 
     def group(self, i: int) -> str:
         """Return the metrics group of record ``i``: its rejected type, or its kind for SFT records."""
@@ -129,19 +134,19 @@ class ConversationDataset(RecordDataset):
 
     def __getitem__(self, i: int) -> Example:
         conv = self.records[i]
-        text = render_turns(self.prompts, conv.turns, end_of_chunk=self.end_of_chunk)
-        chosen, rejected = self.answers(i)
+        text, chosen, rejected = self.render(i)
         return Example(conv.id, to_interleaved(text, self._image(conv.row), self.prompts["vqa"].image_marker), chosen,
                        rejected, conv.group)
+
+    def render(self, i: int) -> tuple[str, str, str]:
+        """Return row ``i``'s prompt text (image markers where its images stand), chosen and rejected answers."""
+        conv = self.records[i]
+        return (render_turns(self.prompts, conv.turns, end_of_chunk=self.end_of_chunk),
+                *self.answers(i))
 
     def answers(self, i: int) -> tuple[str, str]:
         conv = self.records[i]
         return conv.chosen + self.end_of_chunk, conv.rejected + self.end_of_chunk
-
-    def query_text(self, i: int) -> str:
-        """Return the text after row ``i``'s last image: what its answers are read after, without images."""
-        text = render_turns(self.prompts, self.records[i].turns, end_of_chunk=self.end_of_chunk)
-        return text.rsplit(self.prompts["vqa"].image_marker, 1)[-1]
 
     def group(self, i: int) -> str | None:
         """Return the metrics group of row ``i``: the export's rejected type, None for other data."""

@@ -17,10 +17,21 @@ from symdpo.train.reference import fingerprint, precompute, reference_path
 from symdpo.train.setup import Setup, setup
 
 
-def answer_tokens(lmm, dataset, indices: list[int], answers: list[str]) -> int:
-    """Return how many tokens ``answers`` of records ``indices`` score, each read after its record's context
-    (the loss normaliser: the count scoring will give, known before the step's first forward)."""
-    return sum(lmm.answer_token_counts(answers, [[dataset.query_text(i)] for i in indices]))
+class AnswerTokens:
+    """The loss normaliser: how many tokens each record's chosen answer scores, read after its context (the count
+    scoring will give, known before a step's first forward); counted once per record."""
+
+    def __init__(self, lmm, dataset):
+        self.lmm, self.dataset, self.counts = lmm, dataset, {}
+
+    def __call__(self, indices: list[int]) -> int:
+        """Return the answer tokens of records ``indices`` together."""
+        new = [i for i in dict.fromkeys(indices) if i not in self.counts]
+        if new:
+            texts = [self.dataset.scored_text(i) for i in new]
+            counts = self.lmm.answer_token_counts([a for _, a in texts], [[t] for t, _ in texts])
+            self.counts.update(zip(new, counts, strict=True))
+        return sum(self.counts[i] for i in indices)
 
 
 class DPOObjective:
@@ -32,10 +43,10 @@ class DPOObjective:
     def __init__(self, cfg: TrainConfig, s: Setup, *, ref_logps=None, ref_lmm=None):
         self.cfg, self.s, self.d = cfg, s, cfg.dpo
         self.ref_logps, self.ref_lmm = ref_logps, ref_lmm
+        self.answer_tokens = AnswerTokens(s.lmm, s.dataset)
 
     def denominators(self, indices: list[int]) -> dict[str, float]:
-        chosen = [self.s.dataset.answers(i)[0] for i in indices]
-        return {"pairs": len(indices), "tokens": answer_tokens(self.s.lmm, self.s.dataset, indices, chosen)}
+        return {"pairs": len(indices), "tokens": self.answer_tokens(indices)}
 
     def reference(self, indices: list[int], examples) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the reference (chosen, rejected) log-probs of a micro-batch."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -27,7 +27,6 @@ class Setup:
     total_steps: int
     eval_dataset: RecordDataset | None = None  # held-out records, scored every `eval_every` steps
     eval_every: int = 0
-    extras: dict = field(default_factory=dict)
 
 
 def make_accelerator(cfg: TrainConfig):

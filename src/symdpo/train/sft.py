@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
+
 from symdpo.train import loop
 from symdpo.train.config import TrainConfig
-from symdpo.train.dpo import answer_tokens
+from symdpo.train.dpo import AnswerTokens
+from symdpo.train.losses import sft_loss
 from symdpo.train.setup import Setup, setup
 
 
@@ -20,19 +23,19 @@ class SFTObjective:
 
     def __init__(self, s: Setup):
         self.s = s
+        self.answer_tokens = AnswerTokens(s.lmm, s.dataset)
 
     def denominators(self, indices: list[int]) -> dict[str, float]:
-        targets = [self.s.dataset.answers(i)[0] for i in indices]
-        return {"tokens": answer_tokens(self.s.lmm, self.s.dataset, indices, targets)}
+        return {"tokens": self.answer_tokens(indices)}
 
     def micro_step(self, scorer, indices, totals, world):
         ex = [self.s.dataset[i] for i in indices]
         logps, counts = scorer([e.context for e in ex], [e.chosen for e in ex])
         logps = logps.float()
-        return -logps.sum() / totals["tokens"] * world, {"logps": logps, "tokens": counts.float()}
+        return sft_loss(logps, torch.as_tensor(totals["tokens"])) * world, {"logps": logps, "tokens": counts.float()}
 
     def metrics(self, g, indices, totals):
-        loss = (-g["logps"].sum() / totals["tokens"]).item()
+        loss = sft_loss(g["logps"], torch.as_tensor(totals["tokens"])).item()
         return {"loss": loss, "logps/target": g["logps"].mean().item()}
 
 

@@ -71,11 +71,12 @@ def _json_list(path: Path) -> list[tuple[int, Any]]:
         raise DataError(path, f"holds a JSON {type(whole).__name__}, not the list of records VL-ICL writes", line=1)
     # a second pass over the text gives each element's line (json.loads keeps no positions)
     decoder, pos, out = json.JSONDecoder(), text.index("[") + 1, []
+    gap, line, counted = re.compile(r"[\s,]*"), 1, 0
     for element in whole:
-        pos = re.compile(r"[\s,]*").match(text, pos).end()
-        _, end = decoder.raw_decode(text, pos)
-        out.append((text.count("\n", 0, pos) + 1, element))
-        pos = end
+        pos = gap.match(text, pos).end()
+        line, counted = line + text.count("\n", counted, pos), pos  # lines counted once, front to back
+        out.append((line, element))
+        pos = decoder.raw_decode(text, pos)[1]
     return out
 
 

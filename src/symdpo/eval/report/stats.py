@@ -65,13 +65,6 @@ def t_critical(df: float) -> float:
     return float(stats.t.ppf(0.975, df))
 
 
-def __getattr__(name: str) -> Any:
-    """Return ``T_CRITICAL``: the critical values ``t_critical`` gives for 1..30 degrees of freedom, to read."""
-    if name == "T_CRITICAL":  # computed on first use, as scipy is imported on first use
-        return tuple(t_critical(df) for df in range(1, 31))
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _welch(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float]:
     """Return (standard error, degrees of freedom) of B - A over the two cells' trials as independent samples."""
     xa, xb = (np.array([t["score"] for t in c["trials"]]) for c in (a, b))

@@ -294,8 +294,7 @@ class HFInterleavedLMM(TrainableModel):
         else:  # openflamingo / connector: the vision-to-text layers (openflamingo: and the added tokens' rows)
             trainable = sizes["connector"] + sizes["cross-attention"]
             if fam.default_policy == "openflamingo":
-                added = [find_path(hf, p) for p in fam.new_tokens]
-                trainable += sum(p.numel() for m in added if m is not None for p in m.parameters())
+                trainable += sum(p.numel() for m in training.parts(hf, fam.new_tokens) for p in m.parameters())
         return ModelInfo(family=f"{fam.name} ({type(hf).__name__})", parameters=sum(p.numel() for p in hf.parameters()),
                          trainable=trainable, default_policy=fam.default_policy,
                          parts={k: v for k, v in sizes.items() if v}, prompt_style=self.default_prompt_style,

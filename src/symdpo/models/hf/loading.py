@@ -30,7 +30,7 @@ def load_hf(name: str, *, dtype: str | None = None, trust_remote_code: bool | No
             hf = hf.to(getattr(torch, dtype))
         family = FAMILIES[preset.family]
         return HFInterleavedLMM(hf, processor, family=family, prompts=family.prompts[preset.prompts],
-                                default_prompt_style=preset.prompt_style, source=name)
+                                default_prompt_style=family.prompt_style(preset.prompts), source=name)
     repo = preset.repo if preset else name[len(HUB_PREFIX):]
     with hub_access([(repo, None)], model_name=name):
         config = tf.AutoConfig.from_pretrained(repo, trust_remote_code=remote)
@@ -46,8 +46,8 @@ def load_hf(name: str, *, dtype: str | None = None, trust_remote_code: bool | No
         processor = load_processor(family, repo, config, trust_remote_code=remote)
     # a hub id's format: its model type's own when it has one (smolvlm), else its family's
     prompts = preset.prompts if preset else (config.model_type if config.model_type in family.prompts else family.name)
-    style = preset.prompt_style if preset else ("openflamingo" if prompts in family.base_prompts else "native")
-    return HFInterleavedLMM(hf, processor, family=family, prompts=family.prompts[prompts], default_prompt_style=style,
+    return HFInterleavedLMM(hf, processor, family=family, prompts=family.prompts[prompts],
+                            default_prompt_style=family.prompt_style(prompts),
                             source=name)
 
 

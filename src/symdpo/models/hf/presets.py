@@ -10,8 +10,6 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from symdpo.models.hf.families import FAMILIES
-
 log = logging.getLogger("symdpo.models.hf")
 
 
@@ -24,11 +22,6 @@ class HFPreset:
     description: str = ""
     tiny_variant: str | None = None  # the variant its family's tiny_model builds (e.g. smolvlm)
     options: dict = field(default_factory=dict)
-
-    @property
-    def prompt_style(self) -> str:
-        """Return the style the preset is prompted in by default (OpenFlamingo's for base models)."""
-        return "openflamingo" if self.prompts in FAMILIES[self.family].base_prompts else "native"
 
 
 HF_PRESETS: dict[str, HFPreset] = {

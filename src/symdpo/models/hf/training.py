@@ -29,7 +29,8 @@ from symdpo.models.lora import add_lora
 from symdpo.models.policies import POLICIES
 
 
-def _parts(hf: nn.Module, paths: tuple[str, ...]) -> list[nn.Module]:
+def parts(hf: nn.Module, paths: tuple[str, ...]) -> list[nn.Module]:
+    """Return the modules of ``hf`` at ``paths`` that the model has."""
     return [m for m in (find_path(hf, p) for p in paths) if m is not None]
 
 
@@ -38,7 +39,7 @@ def init_gates(hf: nn.Module, family: Family, value: float) -> None:
     if not family.gates:
         raise ValueError(f"model.gate_init: the {family.name} family has no cross-attention gates; leave it unset")
     with torch.no_grad():
-        for part in _parts(hf, family.xattn):
+        for part in parts(hf, family.xattn):
             for name, p in part.named_parameters():
                 if name.rpartition(".")[2] in family.gates:
                     p.fill_(value)
@@ -47,7 +48,7 @@ def init_gates(hf: nn.Module, family: Family, value: float) -> None:
 def param_groups(hf: nn.Module, family: Family, weight_decay: float) -> list[ParamGroup]:
     """Return the AdamW groups of the trainable parameters, with the family's decay rule (module docstring)."""
     if family.xattn:
-        xattn = {id(p) for part in _parts(hf, family.xattn) for p in part.parameters()}
+        xattn = {id(p) for part in parts(hf, family.xattn) for p in part.parameters()}
         return decay_groups(list(hf.named_parameters()), lambda n, p: id(p) in xattn, weight_decay)
     return decay_groups(list(hf.named_parameters()), lambda n, p: p.ndim >= 2 and "norm" not in n, weight_decay)
 
@@ -66,13 +67,13 @@ def prepare_training(hf: nn.Module, family: Family, spec: TrainingSpec) -> list[
     if spec.train_lm:
         get_path(hf, family.lm).requires_grad_(True)
     if spec.train_vision_to_text and policy in ("openflamingo", "connector", "full"):
-        for part in _parts(hf, family.connector + family.xattn):
+        for part in parts(hf, family.connector + family.xattn):
             part.requires_grad_(True)
     elif not spec.train_vision_to_text:
-        for part in _parts(hf, family.connector + family.xattn):
+        for part in parts(hf, family.connector + family.xattn):
             part.requires_grad_(False)
     if spec.train_embeddings and policy == "openflamingo":
-        for part in _parts(hf, family.new_tokens):
+        for part in parts(hf, family.new_tokens):
             part.requires_grad_(True)
     if lora is not None:
         for name, p in hf.named_parameters():

@@ -19,7 +19,6 @@ class Family:
     model_classes: tuple[str, ...]  # transformers classes of the family (the first is the default)
     processor_class: str
     image_processor_class: str  # the PIL backend: it needs no torchvision
-    image_token: str  # the token the processor expands per image (its embedding row is the "<image>" row)
     placeholder: str | None  # text standing for one image in the processor's text; None: IDEFICS prompt lists
     end_markers: tuple[str, ...]
     # its native few-shot formats, by name (a preset names one; a hub id takes its model type's, else the family's)
@@ -45,6 +44,10 @@ class Family:
     processor_sizes: Callable | None = None  # (hf config) -> the sizes a processor built from parts needs
     processor_keys: tuple[str, ...] = ()  # the processor's own settings a full save keeps (read back as sizes)
     tiny: Callable | None = None  # (variant) -> tiny.Tiny: the offline random model of the family (tests, CPU)
+
+    def prompt_style(self, prompts: str) -> str:
+        """Return the style a model with format ``prompts`` is prompted in by default (OpenFlamingo's for base models)."""
+        return "openflamingo" if prompts in self.base_prompts else "native"
 
 
 def get_path(module: torch.nn.Module, path: str) -> torch.nn.Module:

@@ -77,7 +77,7 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
 
 FAMILY = Family(
     name="gemma3", model_types=("gemma3",), model_classes=("Gemma3ForConditionalGeneration",),
-    processor_class="Gemma3Processor", image_processor_class="Gemma3ImageProcessorPil", image_token="<image_soft_token>",
+    processor_class="Gemma3Processor", image_processor_class="Gemma3ImageProcessorPil",
     placeholder="<start_of_image>", end_markers=("<end_of_turn>",), prompts={"gemma3": PROMPTS}, default_policy="lora",
     lora_targets=ATTENTION, vision="model.vision_tower", connector=("model.multi_modal_projector",), xattn=(),
     lm="model.language_model", encode=encode_with("<start_of_image>", nested=True), collate=collate,

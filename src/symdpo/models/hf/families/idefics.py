@@ -79,7 +79,7 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
 # IDEFICS v1 is a Flamingo: its default is the SymDPO paper's setting (perceiver, cross-attention, new rows)
 FAMILY = Family(
     name="idefics", model_types=("idefics",), model_classes=("IdeficsForVisionText2Text",),
-    processor_class="IdeficsProcessor", image_processor_class="IdeficsImageProcessorPil", image_token="<image>",
+    processor_class="IdeficsProcessor", image_processor_class="IdeficsImageProcessorPil",
     placeholder=None, end_markers=("<end_of_utterance>", "\n"), prompts=PROMPTS, base_prompts=("idefics",),
     default_policy="openflamingo", lora_targets=ATTENTION, vision="model.vision_model",
     connector=("model.perceiver_resampler",), xattn=("model.gated_cross_attn_layers",), lm="model.layers",

@@ -37,7 +37,7 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
 
 FAMILY = Family(
     name="idefics2", model_types=("idefics2",), model_classes=("Idefics2ForConditionalGeneration",),
-    processor_class="Idefics2Processor", image_processor_class="Idefics2ImageProcessorPil", image_token=IMAGE,
+    processor_class="Idefics2Processor", image_processor_class="Idefics2ImageProcessorPil",
     placeholder=IMAGE, end_markers=("<end_of_utterance>",), prompts={"idefics2": end_of_utterance_formats()},
     default_policy="lora", lora_targets=ATTENTION, vision="model.vision_model", connector=("model.connector",),
     xattn=(), lm="model.text_model", encode=encode_with(IMAGE, nested=True), collate=collate_nested,

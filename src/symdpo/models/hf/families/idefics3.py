@@ -53,7 +53,7 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
 FAMILY = Family(
     name="idefics3", model_types=("idefics3", "smolvlm"),
     model_classes=("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"),
-    processor_class="Idefics3Processor", image_processor_class="Idefics3ImageProcessorPil", image_token=IMAGE,
+    processor_class="Idefics3Processor", image_processor_class="Idefics3ImageProcessorPil",
     placeholder=IMAGE, end_markers=("<end_of_utterance>",),
     prompts={"idefics3": end_of_utterance_formats("<|begin_of_text|>"), "smolvlm": end_of_utterance_formats("<|im_start|>")},
     default_policy="lora", lora_targets=ATTENTION, vision="model.vision_model", connector=("model.connector",),

@@ -81,7 +81,7 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
 FAMILY = Family(
     name="llava_onevision", model_types=("llava_onevision",), model_classes=("LlavaOnevisionForConditionalGeneration",),
     processor_class="LlavaOnevisionProcessor", image_processor_class="LlavaOnevisionImageProcessorPil",
-    image_token=IMAGE, placeholder=IMAGE, end_markers=("<|im_end|>",), prompts={"llava_onevision": PROMPTS},
+    placeholder=IMAGE, end_markers=("<|im_end|>",), prompts={"llava_onevision": PROMPTS},
     default_policy="lora", lora_targets=ATTENTION, vision="model.vision_tower", connector=("model.multi_modal_projector",),
     xattn=(), lm="model.language_model", encode=encode_with(IMAGE, nested=True), collate=collate, pack=pack,
     build_processor=build_processor, processor_sizes=sizes, processor_keys=KEYS, tiny=tiny_model,

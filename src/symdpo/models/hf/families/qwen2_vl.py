@@ -67,7 +67,7 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
 FAMILY = Family(
     name="qwen2_vl", model_types=("qwen2_vl", "qwen2_5_vl"),
     model_classes=("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration"),
-    processor_class="Qwen2VLProcessor", image_processor_class="Qwen2VLImageProcessorPil", image_token="<|image_pad|>",
+    processor_class="Qwen2VLProcessor", image_processor_class="Qwen2VLImageProcessorPil",
     placeholder=IMAGE, end_markers=("<|im_end|>",), prompts={"qwen2_vl": chatml_formats(SYSTEM)},
     default_policy="lora", lora_targets=ATTENTION, vision="model.visual", connector=("model.visual.merger",), xattn=(),
     lm="model.language_model", encode=encode_with(IMAGE, nested=False), collate=collate_flat,

@@ -31,7 +31,7 @@ def tiny_model(variant: str | None = None) -> tiny.Tiny:
 
 FAMILY = Family(
     name="qwen3_vl", model_types=("qwen3_vl",), model_classes=("Qwen3VLForConditionalGeneration",),
-    processor_class="Qwen3VLProcessor", image_processor_class="Qwen2VLImageProcessorPil", image_token="<|image_pad|>",
+    processor_class="Qwen3VLProcessor", image_processor_class="Qwen2VLImageProcessorPil",
     placeholder=IMAGE, end_markers=("<|im_end|>",), prompts={"qwen3_vl": chatml_formats()}, default_policy="lora",
     lora_targets=ATTENTION, vision="model.visual", connector=("model.visual.merger", "model.visual.deepstack_merger_list"),
     xattn=(), lm="model.language_model", encode=encode_with(IMAGE, nested=False), collate=collate_flat,
